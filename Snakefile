@@ -1,0 +1,22 @@
+# Do invariances in deep networks align with human perception? (Nanda et al. 2023)
+# From raw data to the paper's figures; see README.md. Stages live in rules/.
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The default config is found next to this file, so the workflow also runs from
+# another working directory (snakemake -s path/to/Snakefile -d scratch/).
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        data_outputs(),

@@ -1,0 +1,46 @@
+# Stage 1: datasets in one prepared form, and the IRI targets.
+
+
+rule prepare_dataset:
+    output:
+        data=f"{R}/data/{{dataset}}/dataset.npz",
+        meta=f"{R}/data/{{dataset}}/meta.json",
+        provenance=f"{R}/data/{{dataset}}/provenance.json",
+    params:
+        data=config["data"],
+    log:
+        f"{R}/logs/data/{{dataset}}.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/prepare_data.py"
+
+
+rule select_targets:
+    input:
+        data=rules.prepare_dataset.output.data,
+    output:
+        targets=f"{R}/targets/{{dataset}}/targets.npz",
+        sheet=f"{R}/targets/{{dataset}}/targets.png",
+        provenance=f"{R}/targets/{{dataset}}/provenance.json",
+    params:
+        targets=config["targets"],
+    log:
+        f"{R}/logs/targets/{{dataset}}.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/select_targets.py"
+
+
+rule data:
+    input:
+        data_outputs(),

@@ -1,0 +1,70 @@
+"""The conda envs in envs/ must pin exactly what requirements.lock pins, and
+every rule must name one of them and a log file."""
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split(";")[0].strip()
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
+
+
+def test_there_are_envs():
+    assert {p.stem for p in ENV_FILES} >= {"torch", "analysis"}
+
+
+@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
+def test_env_pins_equal_the_lock(env_file):
+    env = yaml.safe_load(env_file.read_text())
+    pins = lock_pins()
+    deps = env["dependencies"]
+    pip_deps = next(d["pip"] for d in deps if isinstance(d, dict))
+    assert pip_deps, f"{env_file.name} has no pip section"
+    for spec in pip_deps:
+        assert "==" in spec, f"{env_file.name}: {spec!r} is not pinned"
+        name, version = spec.split("==")
+        key = name.lower().replace("_", "-")
+        assert key in pins, f"{env_file.name}: {name} is not in requirements.lock"
+        assert pins[key] == version, f"{env_file.name}: {name}=={version} but the lock has {pins[key]}"
+    python = next(d for d in deps if isinstance(d, str) and d.startswith("python="))
+    assert python == f"python={sys.version_info.major}.{sys.version_info.minor}"
+
+
+def test_lock_pins_the_required_versions():
+    pins = lock_pins()
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+    assert pins["snakemake"].startswith("9.")
+    for name in ("pandas", "seaborn", "statsmodels", "pyyaml", "mlxtend", "jsonschema"):
+        assert name in pins
+
+
+def _rules(text: str):
+    """(name, body) of each rule in a .smk file."""
+    parts = re.split(r"^rule (\w+):\n", text, flags=re.M)
+    return list(zip(parts[1::2], parts[2::2]))
+
+
+@pytest.mark.parametrize("smk", sorted((ROOT / "rules").glob("*.smk")), ids=lambda p: p.name)
+def test_every_job_rule_has_conda_and_log(smk):
+    for name, body in _rules(smk.read_text()):
+        body = body.split("\nrule ")[0]
+        if "output:" not in body:  # named targets only collect inputs
+            continue
+        assert "conda:" in body, f"{smk.name}: rule {name} has no conda: directive"
+        assert "log:" in body, f"{smk.name}: rule {name} has no log: directive"
+        env = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
+        assert env and (smk.parent / env.group(1)).resolve().exists(), f"rule {name}: env file missing"

@@ -1,0 +1,92 @@
+"""The workflow as a user drives it: dry-run plans, lint, and a real run of
+the data stage on mnist5k (twice, to check the bytes are identical)."""
+import re
+
+import numpy as np
+import pytest
+from conftest import ROOT, run_snakemake
+
+from iriflow.datasets import load_prepared
+from iriflow.io import load_npz, read_json
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    table = output.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def test_dry_run_default_config(tmp_path):
+    proc = run_snakemake("-n", "-d", str(tmp_path))
+    counts = job_counts(proc.stdout)
+    assert counts["prepare_dataset"] == 1 and counts["select_targets"] == 1
+    assert counts["all"] == 1
+
+
+def test_dry_run_paper_config_plans_both_cifars(tmp_path):
+    proc = run_snakemake("-n", "-d", str(tmp_path), "--configfile", str(ROOT / "config/paper.yaml"))
+    counts = job_counts(proc.stdout)
+    assert counts["prepare_dataset"] == 2 and counts["select_targets"] == 2
+    assert "results/data/cifar100/dataset.npz" in proc.stdout
+
+
+def test_lint_is_clean(tmp_path):
+    proc = run_snakemake("--lint", "-d", str(tmp_path))
+    text = proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in text, text[-3000:]
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    proc = run_snakemake("-n", "-d", str(tmp_path), "--config", "targets={n: -3}", check=False)
+    assert proc.returncode != 0
+    assert "targets.n: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def two_data_runs(tmp_path_factory):
+    runs = []
+    for name in ("run1", "run2"):
+        work = tmp_path_factory.mktemp(name)
+        proc = run_snakemake("data", "--cores", "2", "-d", str(work))
+        runs.append((work, proc))
+    return runs
+
+
+DATA_FILES = ["results/data/mnist5k/dataset.npz", "results/data/mnist5k/meta.json",
+              "results/targets/mnist5k/targets.npz", "results/targets/mnist5k/targets.png"]
+
+
+def test_data_stage_is_byte_identical_across_runs(two_data_runs):
+    (a, _), (b, _) = two_data_runs
+    for rel in DATA_FILES:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_data_stage_values(two_data_runs):
+    work, _ = two_data_runs[0]
+    prep = load_prepared(work / "results/data/mnist5k/dataset.npz")
+    assert np.bincount(prep.train_y).tolist() == [400] * 10
+    assert np.bincount(prep.test_y).tolist() == [100] * 10
+    meta = read_json(work / "results/data/mnist5k/meta.json")
+    assert meta["n_test"] == 1000 and meta["shape"] == [1, 28, 28]
+    targets = load_npz(work / "results/targets/mnist5k/targets.npz")
+    assert np.bincount(targets["label"]).tolist() == [2] * 10  # default targets.n = 20
+    np.testing.assert_array_equal(targets["images"], prep.test_x[targets["index"]])
+    prov = read_json(work / "results/targets/mnist5k/provenance.json")
+    assert prov["config"] == {"n": 20, "seed": 0} and prov["n_targets"] == 20
+    assert prov["wall_time_s"] > 0
+    log = (work / "results/logs/targets/mnist5k.log").read_text()
+    assert "20 targets" in log
+
+
+def test_second_invocation_has_nothing_to_do(two_data_runs):
+    work, _ = two_data_runs[0]
+    proc = run_snakemake("data", "--cores", "2", "-d", str(work))
+    assert "Nothing to be done" in proc.stdout + proc.stderr
