@@ -14,9 +14,11 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/train.smk"
 
 
 rule all:
     default_target: True
     input:
         data_outputs(),
+        rules.models_table.output.table,

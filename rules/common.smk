@@ -6,7 +6,16 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-from iriflow.config import ConfigError, datasets_used, model_grid, validate_config  # noqa: E402
+import re  # noqa: E402
+
+from iriflow.config import (  # noqa: E402
+    ConfigError,
+    ModelSpec,
+    datasets_used,
+    model_grid,
+    model_settings,
+    validate_config,
+)
 
 try:
     _validated = validate_config(config)
@@ -18,6 +27,19 @@ config.update(_validated)
 R = config["results"]
 DATASETS = datasets_used(config)
 MODELS = model_grid(config)
+EXTERNAL = config["models"]["external"]
+ALL_MODEL_IDS = [m.id for m in MODELS] + sorted(EXTERNAL)
+
+
+def _alternatives(names):
+    """A wildcard regex matching exactly these names (or nothing)."""
+    return "|".join(re.escape(n) for n in sorted(set(names))) or "(?!x)x"
+
+
+# Each model name belongs to exactly one producing rule: grid models are
+# trained, external ones registered.
+GRID_NAMES = _alternatives(m.name for m in MODELS)
+EXTERNAL_NAMES = _alternatives(k.split("/", 1)[1] for k in EXTERNAL)
 
 
 wildcard_constraints:
@@ -27,6 +49,19 @@ wildcard_constraints:
 def by_attempt(base):
     """A resource that grows with each retry (attempt 1, 2, ...)."""
     return lambda wildcards, attempt: base * attempt
+
+
+def train_settings(wildcards):
+    return model_settings(config, ModelSpec.parse(f"{wildcards.dataset}/{wildcards.model}"))
+
+
+def checkpoint_dir(wildcards):
+    """Resumable epoch checkpoints: outside the outputs, kept across failures."""
+    return f"{R}/checkpoints/{wildcards.dataset}/{wildcards.model}"
+
+
+def external_settings(wildcards):
+    return {**EXTERNAL[f"{wildcards.dataset}/{wildcards.model}"], "width_default": config["models"]["width"]}
 
 
 def data_outputs():

@@ -104,7 +104,7 @@ def _bad(mutate):
     (lambda c: c["models"]["augmentations"]["adv_l2"].update(base="simclr_adv"),
      "models.augmentations.adv_l2.base: 'simclr_adv' is itself adversarial"),
     (lambda c: c["models"]["augmentations"].update({"adv-l2": {"kind": "none"}}),
-     "models.augmentations: bad name 'adv-l2'"),
+     "models.augmentations: 'adv-l2' does not match"),
     (lambda c: c["models"]["objectives"]["simclr"].update(temprature=0.5),
      "models.objectives.simclr.temprature: unknown key 'temprature'"),
     (lambda c: c["models"]["objectives"]["ce"].update(kind="hinge"),

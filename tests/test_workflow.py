@@ -43,7 +43,10 @@ def test_lint_is_clean(tmp_path):
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
-    proc = run_snakemake("-n", "-d", str(tmp_path), "--config", "targets={n: -3}", check=False)
+    override = tmp_path / "override.yaml"
+    override.write_text("targets:\n  n: -3\n")
+    proc = run_snakemake("-n", "-d", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
+                         str(override), check=False)
     assert proc.returncode != 0
     assert "targets.n: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()

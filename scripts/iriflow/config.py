@@ -91,8 +91,6 @@ def _describe(error: jsonschema.ValidationError, root: Mapping) -> str:
         if extras:
             return (f"{key_path(path + [extras[0]])}: unknown key {extras[0]!r}; "
                     f"expected one of {allowed}")
-    if error.validator == "propertyNames":
-        return f"{key_path(path)}: bad name {error.instance!r}: {error.message}"
     expected = schema.get("description")
     msg = f"{key_path(path)}: {error.message}"
     return msg + (f" (expected: {expected})" if expected and len(expected) < 200 else "")
@@ -210,3 +208,20 @@ def datasets_used(cfg: Mapping[str, Any]) -> list[str]:
     names = {s.dataset for s in model_grid(cfg)}
     names.update(k.split("/")[0] for k in cfg["models"]["external"])
     return sorted(names)
+
+
+def model_settings(cfg: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """Everything that makes one grid model (passed to its training job as
+    params, so a change to any of it retrains exactly the affected models)."""
+    models = cfg["models"]
+    objective = models["objectives"][spec.objective]
+    augs = models["augmentations"]
+    used = {spec.augmentation: augs[spec.augmentation]}
+    if augs[spec.augmentation]["kind"] == "adversarial":
+        base = augs[spec.augmentation].get("base", "standard")
+        used[base] = augs[base]
+    recipe = {**models["train"], **objective.get("train", {})}
+    return {"id": spec.id, "arch": spec.arch, "width": models["width"],
+            "stem_stride": models["stem_stride"], "seed": spec.seed,
+            "objective": objective, "objective_name": spec.objective, "augmentation": spec.augmentation, "augmentations": used,
+            "recipe": recipe, "device": cfg["device"]}
