@@ -15,6 +15,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/iri.smk"
 
 
 rule all:
@@ -22,3 +23,4 @@ rule all:
     input:
         data_outputs(),
         rules.models_table.output.table,
+        rules.iri_summary.output.summary,

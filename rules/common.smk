@@ -12,6 +12,7 @@ from iriflow.config import (  # noqa: E402
     ConfigError,
     ModelSpec,
     datasets_used,
+    iri_settings,
     model_grid,
     model_settings,
     validate_config,
@@ -40,10 +41,15 @@ def _alternatives(names):
 # trained, external ones registered.
 GRID_NAMES = _alternatives(m.name for m in MODELS)
 EXTERNAL_NAMES = _alternatives(k.split("/", 1)[1] for k in EXTERNAL)
+MODEL_NAMES = _alternatives(i.split("/", 1)[1] for i in ALL_MODEL_IDS)
+IRI_LOSS_NAMES = _alternatives(config["iris"]["losses"])
+SEED_TYPE_NAMES = _alternatives(config["iris"]["seed_types"])
+IRI_DIR = f"{R}/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}/{{seed_type}}"
 
 
 wildcard_constraints:
     dataset="mnist5k|cifar10|cifar100|imagefolder",
+    layer="[A-Za-z0-9_.]+",
 
 
 def by_attempt(base):
@@ -62,6 +68,22 @@ def checkpoint_dir(wildcards):
 
 def external_settings(wildcards):
     return {**EXTERNAL[f"{wildcards.dataset}/{wildcards.model}"], "width_default": config["models"]["width"]}
+
+
+def iri_job_settings(wildcards):
+    return iri_settings(config, wildcards.loss)
+
+
+def iri_outputs(filename):
+    """One file of every IRI job: models x layers x losses x seed types."""
+    iris = config["iris"]
+    return [
+        f"{R}/iris/{model_id}/{layer}/{loss}/{seed_type}/{filename}"
+        for model_id in ALL_MODEL_IDS
+        for layer in iris["layers"]
+        for loss in iris["losses"]
+        for seed_type in iris["seed_types"]
+    ]
 
 
 def data_outputs():

@@ -28,7 +28,7 @@ aug = build_augmentation(s["augmentation"], s["augmentations"])
 ckpt = Path(snakemake.params.checkpoint)
 trainer = Trainer(model, objective, aug, s["recipe"], s["seed"], device,
                   checkpoint=ckpt / "last.pt", snapshot_dir=ckpt / "snapshots")
-result = trainer.run(x, y)
+result = trainer.run(x, y, on_epoch=lambda row: write_history_csv(ckpt / "metrics.csv", trainer.history))
 
 info = {"id": s["id"], "objective": s["objective"], "objective_name": s["objective_name"], "augmentation": s["augmentation"],
         "augmentations": s["augmentations"], "recipe": s["recipe"], "seed": s["seed"],

@@ -22,18 +22,41 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def planned_jobs(output: str) -> list[dict[str, str]]:
+    """Each planned job of a dry run as {'rule': ..., 'wildcards': ..., 'resources': ...}."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if m:
+            fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, flags=re.M))
+            jobs.append({"rule": m.group(1), **fields})
+    return jobs
+
+
 def test_dry_run_default_config(tmp_path):
     proc = run_snakemake("-n", "-d", str(tmp_path))
     counts = job_counts(proc.stdout)
     assert counts["prepare_dataset"] == 1 and counts["select_targets"] == 1
+    # 2 archs x (ce x {standard, adv_l2} + simclr x {simclr, simclr_adv})
+    assert counts["train_model"] == 8 and counts["evaluate_model"] == 8
+    # 8 models x 1 layer x 3 IRI losses x 2 seed types
+    assert counts["generate_iris"] == 48 and counts["iri_summary"] == 1
     assert counts["all"] == 1
 
 
-def test_dry_run_paper_config_plans_both_cifars(tmp_path):
+def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     proc = run_snakemake("-n", "-d", str(tmp_path), "--configfile", str(ROOT / "config/paper.yaml"))
     counts = job_counts(proc.stdout)
     assert counts["prepare_dataset"] == 2 and counts["select_targets"] == 2
+    assert counts["train_model"] == 84 and counts["evaluate_model"] == 84
+    assert counts["generate_iris"] == 84 * 6 * 6
     assert "results/data/cifar100/dataset.npz" in proc.stdout
+    jobs = planned_jobs(proc.stdout)
+    gpu_rules = {j["rule"] for j in jobs if "gpu=1" in j.get("resources", "")}
+    assert gpu_rules == {"train_model", "evaluate_model", "generate_iris"}
+    train = [j for j in jobs if j["rule"] == "train_model"]
+    assert len(train) == 84 and all("gpu=1" in j["resources"] for j in train)
+    assert all("mem_mb=32000" in j["resources"] for j in train)
 
 
 def test_lint_is_clean(tmp_path):

@@ -152,7 +152,15 @@ def check_references(cfg: Mapping[str, Any]) -> None:
         if ext["arch"] not in ARCH_NAMES:
             problems.append(f"models.external.{name}.arch: {ext['arch']!r} is not a registered "
                             f"architecture; expected one of {sorted(ARCH_NAMES)}")
+    from .metrics import METRICS
+
     iris = cfg["iris"]
+    metrics_used = [("iris.metric", iris["metric"]),
+                    ("judgments.observers.simulated.metric", cfg["judgments"]["observers"]["simulated"]["metric"])]
+    metrics_used += [(f"iris.loss_defs.{k}.metric", v["metric"]) for k, v in iris["loss_defs"].items() if "metric" in v]
+    for key, name in metrics_used:
+        if name not in METRICS:
+            problems.append(f"{key}: {name!r} is not a registered metric; expected one of {sorted(METRICS)}")
     for j, name in enumerate(iris["losses"]):
         if name not in iris["loss_defs"]:
             problems.append(f"iris.losses[{j}]: {name!r} is neither a registered loss "
@@ -225,3 +233,12 @@ def model_settings(cfg: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
             "stem_stride": models["stem_stride"], "seed": spec.seed,
             "objective": objective, "objective_name": spec.objective, "augmentation": spec.augmentation, "augmentations": used,
             "recipe": recipe, "device": cfg["device"]}
+
+
+def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
+    """What makes one IRI job (besides model, layer and seed type)."""
+    iris = cfg["iris"]
+    spec = iris["loss_defs"][loss]
+    keys = ("steps", "step_size", "step_schedule", "optimizer", "keep_best", "threshold", "seed", "log_every")
+    return {"loss": loss, "loss_spec": spec, "metric": spec.get("metric", iris["metric"]),
+            **{k: iris[k] for k in keys}, "device": cfg["device"]}

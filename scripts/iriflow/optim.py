@@ -106,7 +106,7 @@ class AdamStep:
 
     def __init__(self, x0: Tensor, step_size: float, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
-        self.lr, self.betas, self.eps = step_size, betas, eps
+        self.step_size, self.betas, self.eps = step_size, betas, eps
         self.m = torch.zeros_like(x0)
         self.v = torch.zeros_like(x0)
         self.t = 0
@@ -118,15 +118,17 @@ class AdamStep:
         self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
         m_hat = self.m / (1 - b1 ** self.t)
         v_hat = self.v / (1 - b2 ** self.t)
-        return x - self.lr * m_hat / (v_hat.sqrt() + self.eps)
+        return x - self.step_size * m_hat / (v_hat.sqrt() + self.eps)
 
 
-def optimize(loss_fn: LossFn, x0: Tensor, *, rule: str = "l2", steps: int, step_size: float,
+def optimize(loss_fn: LossFn, x0: Tensor, *, rule: str = "l2", steps: int,
+             step_size: float | Callable[[int], float],
              eps: float = math.inf, random_start: bool = False,
              generator: torch.Generator | None = None, keep_best: bool = False,
              maximize: bool = False, log_every: int | None = None,
              evaluate_last: bool = True) -> OptimResult:
     """Run ``steps`` steps of ``rule`` on ``loss_fn`` from ``x0`` (in [0, 1]).
+    ``step_size`` is a number or a schedule step -> size.
 
     random_start: start uniformly in the rule's eps ball (needs a finite eps),
     drawn from ``generator`` (the global RNG when None). keep_best: return each
@@ -142,7 +144,8 @@ def optimize(loss_fn: LossFn, x0: Tensor, *, rule: str = "l2", steps: int, step_
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     x0 = x0.detach()
-    step_rule = STEP_RULES[rule](x0, step_size)
+    schedule = step_size if callable(step_size) else None
+    step_rule = STEP_RULES[rule](x0, schedule(0) if schedule else step_size)
     project, sample = _BALLS[step_rule.ball]
     x = x0.clone()
     if random_start:
@@ -170,6 +173,8 @@ def optimize(loss_fn: LossFn, x0: Tensor, *, rule: str = "l2", steps: int, step_
         if step == 0 or last or (log_every and step % log_every == 0):
             history.append((step, loss.mean().item()))
         if not last:
+            if schedule:
+                step_rule.step_size = schedule(step)
             x = step_rule(x, grad)
             if math.isfinite(eps):
                 x = x0 + project(x - x0, eps)

@@ -1,0 +1,174 @@
+import pytest
+import torch
+
+from iriflow.archs import build_model
+from iriflow.iri import (IRI_LOSSES, SEEDS, LossContext, SeedContext, alpha_norm, build_loss, generate,
+                         make_seeds, pool_without, seed_generator, total_variation)
+from iriflow.metrics import METRICS, get_metric
+from iriflow.represent import extract, representation
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return build_model("resnet18", 3, 1, [0.3], [0.3], 0.125, stem_stride=2).eval()
+
+
+def images(n=6, seed=1, size=16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, size, size, generator=g)
+
+
+def test_registries_are_complete():
+    assert set(SEEDS) == {"super-noise", "light-noise", "grey-noise", "other-image", "white", "black"}
+    assert set(IRI_LOSSES) == {"regfree", "regfree-transforms", "tv-l6", "freq", "adversarial", "adversarial-seed"}
+
+
+def test_seeds_follow_their_definitions_and_are_reproducible():
+    targets = images(50)
+    labels = torch.arange(50) % 5
+    pool, pool_y = images(40, seed=3), torch.arange(40) % 5
+    ctx = lambda: SeedContext(targets, labels, pool, pool_y, seed_generator(0, "x"))  # noqa: E731
+    sn = make_seeds("super-noise", ctx())
+    assert torch.equal(sn, make_seeds("super-noise", ctx()))
+    # N(0,1) clamped: about half the pixels are exactly 0 and ~16% exactly 1
+    assert 0.45 < (sn == 0).float().mean() < 0.55 and 0.13 < (sn == 1).float().mean() < 0.19
+    grey = make_seeds("grey-noise", ctx())
+    assert abs(grey.mean().item() - 0.5) < 0.01 and abs(grey.std().item() - 0.05) < 0.005
+    light = make_seeds("light-noise", ctx())
+    assert light.max() < 0.06 and (light == 0).float().mean() > 0.45
+    assert torch.equal(make_seeds("white", ctx()), torch.ones_like(targets))
+    assert torch.equal(make_seeds("black", ctx()), torch.zeros_like(targets))
+    other = make_seeds("other-image", ctx())
+    idx = [next(j for j in range(40) if torch.equal(pool[j], other[i])) for i in range(50)]
+    assert all(pool_y[j] != labels[i] for i, j in enumerate(idx))
+    assert not torch.equal(make_seeds("super-noise", SeedContext(targets, labels, pool, pool_y,
+                                                                 seed_generator(1, "x"))), sn)
+
+
+def test_pool_without_excludes_targets():
+    x, y = images(10), torch.arange(10)
+    px, py = pool_without(x, y, torch.tensor([2, 5]))
+    assert py.tolist() == [0, 1, 3, 4, 6, 7, 8, 9] and torch.equal(px[2], x[3])
+
+
+def test_tv_and_alpha_norm_on_hand_computable_images():
+    x = torch.zeros(1, 1, 3, 3)
+    x[0, 0, :, 2] = 1.0  # a vertical edge between columns 1 and 2
+    # dx is 1 at the two positions (rows 0,1; col 1) that see the edge; dy is 0
+    assert total_variation(x, beta=2.0).item() == pytest.approx(2.0, abs=1e-5)
+    assert total_variation(x, beta=1.0).item() == pytest.approx(2.0, abs=1e-4)
+    assert alpha_norm(x, 6.0).item() == pytest.approx(3 ** (1 / 6))
+    assert alpha_norm(torch.full((1, 1, 2, 2), 0.5), 2.0).item() == pytest.approx(1.0)
+
+
+def loss_ctx(rep, targets, seeds, metric="ssim"):
+    with torch.no_grad():
+        tr = rep(targets)
+    return LossContext(rep, tr, targets, seeds, metric, torch.Generator().manual_seed(0))
+
+
+def test_each_loss_value_on_constructed_inputs():
+    model = small_model()
+    rep = representation(model)
+    targets, seeds = images(4), images(4, seed=9)
+    ctx = loss_ctx(rep, targets, seeds)
+    with torch.no_grad():
+        l_rep = ctx.l_rep(seeds)
+        # at the target itself L_rep is 0
+        assert torch.allclose(build_loss({"kind": "regfree"}, ctx)(targets), torch.zeros(4), atol=1e-6)
+        assert torch.allclose(build_loss({"kind": "regfree"}, ctx)(seeds), l_rep)
+        tv = build_loss({"kind": "tv-l6", "rep_weight": 10.0, "tv_weight": 5e-4, "tv_beta": 2.0,
+                         "norm_weight": 1.0, "norm_alpha": 6.0}, ctx)(seeds)
+        assert torch.allclose(tv, 10 * l_rep + 5e-4 * total_variation(seeds) + alpha_norm(seeds, 6.0))
+        d = get_metric("ssim")
+        adv = build_loss({"kind": "adversarial", "lam": 10.0}, ctx)(seeds)
+        assert torch.allclose(adv, l_rep - 10 * d(seeds, targets))
+        adv_seed = build_loss({"kind": "adversarial-seed", "lam": 2.0}, ctx)(seeds)
+        assert torch.allclose(adv_seed, l_rep, atol=1e-6)  # D(x0, x0) = 0 at the seed
+        auto = build_loss({"kind": "adversarial", "lam": "auto"}, ctx)(seeds)
+        lam = l_rep.mean() / d(seeds, targets).mean()
+        assert torch.allclose(auto, l_rep - lam * d(seeds, targets), atol=1e-5)
+        fr = build_loss({"kind": "freq", "rep_weight": 10.0, "tv_weight": 0.0, "blur_weight": 0.0,
+                         "l1_weight": 1.0}, ctx)(seeds)
+        assert torch.allclose(fr, 10 * l_rep + (seeds - 0.5).abs().flatten(1).sum(1), atol=1e-4)
+        # transformations: the identity transform would give L_rep; random ones differ but stay close
+        tr = build_loss({"kind": "regfree-transforms", "jitter": 0, "scale": [1.0, 1.0], "rotation": 0.0,
+                         "jitter2": 0}, ctx)(seeds)
+        assert torch.allclose(tr, l_rep, atol=1e-5)
+
+
+def test_regfree_optimiser_lowers_the_representation_distance():
+    model = small_model()
+    rep = representation(model)
+    targets = images(6)
+    seeds = make_seeds("super-noise", SeedContext(targets, torch.zeros(6), targets, torch.ones(6),
+                                                  seed_generator(0, "super-noise")))
+    with torch.no_grad():
+        start = loss_ctx(rep, targets, seeds).l_rep(seeds)
+    res = generate(rep, targets, seeds, {"kind": "regfree"}, steps=150, step_size=0.5, schedule="cosine",
+                   threshold=0.1)
+    assert (res.rel_dist < 0.25 * start).all(), (start, res.rel_dist)
+    assert res.history[0][1] > res.history[-1][1]
+    assert torch.equal(res.converged, res.rel_dist < 0.1)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_non_converged_iris_are_flagged():
+    model = small_model()
+    rep = representation(model)
+    targets, seeds = images(4), images(4, seed=5)
+    res = generate(rep, targets, seeds, {"kind": "regfree"}, steps=2, step_size=0.01, threshold=0.05)
+    assert not res.converged.any() and (res.rel_dist > 0.05).all()
+
+
+def test_adversarial_loss_moves_away_from_the_target_compared_with_regfree():
+    model = small_model()
+    rep = representation(model)
+    targets = images(6)
+    seeds = images(6, seed=11)
+    kw = dict(steps=150, step_size=0.5, schedule="cosine", metric="ssim")
+    reg = generate(rep, targets, seeds, {"kind": "regfree"}, **kw)
+    adv = generate(rep, targets, seeds, {"kind": "adversarial", "lam": 1.0}, **kw)
+    d = get_metric("ssim")
+    with torch.no_grad():
+        assert d(adv.iris, targets).mean() > d(reg.iris, targets).mean() + 0.05
+
+
+def test_named_layers_and_extract():
+    model = small_model()
+    x = images(5)
+    feats = extract(model, x, "penultimate", batch_size=2)
+    with torch.no_grad():
+        assert torch.allclose(feats, model.features(x), atol=1e-6)
+        l2 = extract(model, x, "layer2")
+        assert l2.shape[0] == 5 and l2.shape[1] > feats.shape[1]
+    with pytest.raises(KeyError, match="not a layer of resnet18"):
+        representation(model, "fc7")
+
+
+@pytest.mark.parametrize("name", sorted(set(METRICS) - {"lpips"}))
+@pytest.mark.parametrize("shape", [(1, 28), (3, 32)])
+def test_metrics_run_at_dataset_sizes_and_grow_with_distortion(name, shape):
+    c, s = shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, c, s, s, generator=g) * 0.6 + 0.2
+    small = (x + 0.02 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    large = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    d = get_metric(name)
+    same = d(x, x)
+    assert same.shape == (4,) and torch.all(same.abs() < 1e-3)
+    assert torch.all(d(x, small) < d(x, large))
+    xg = x.clone().requires_grad_()
+    d(xg, large).sum().backward()
+    assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
+
+
+def test_lpips_without_weights_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    import iriflow.metrics as m
+
+    monkeypatch.setattr(m.piq, "LPIPS", lambda **kw: (_ for _ in ()).throw(OSError("no network")))
+    m._LPIPS.clear()
+    with pytest.raises(RuntimeError, match="needs pretrained weights") as err:
+        get_metric("lpips")(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert str(tmp_path) in str(err.value) and "ssim" in str(err.value)

@@ -1,0 +1,67 @@
+"""End to end on a tiny configuration: data -> models -> IRIs, for real, in
+about a minute. Checks values along the chain, not only that files exist."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import ROOT, run_snakemake
+
+from iriflow.io import read_json
+
+TINY = {
+    "targets": {"n": 4},
+    "models": {
+        "width": 0.0625, "stem_stride": 2,
+        "grid": [{"datasets": ["mnist5k"], "archs": ["resnet18"], "objectives": ["ce"],
+                  "augmentations": ["none", "adv_l2"], "seeds": [0]}],
+        "train": {"epochs": 1, "batch_size": 256},
+        "eval": {"n_test": 200,
+                 "attacks": {"l2": {"norm": "l2", "eps": 2.0, "steps": 3, "step_size": 1.0}}},
+    },
+    "iris": {"losses": ["regfree", "adversarial"], "seed_types": ["other-image"], "steps": 30,
+             "step_size": 0.5, "step_schedule": "cosine", "threshold": 0.5, "log_every": 10},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    cfg = work / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    proc = run_snakemake("--cores", "2", "-d", str(work), "--configfile",
+                         str(ROOT / "config/config.yaml"), str(cfg))
+    return work, proc
+
+
+def test_models_table_and_robustness_ordering(tiny_run):
+    work, _ = tiny_run
+    table = pd.read_csv(work / "results/models/models.csv")
+    assert list(table["model_id"]) == ["mnist5k/resnet18-ce-adv_l2-s0", "mnist5k/resnet18-ce-none-s0"]
+    assert (table["clean_acc"] > 0.3).all()  # one epoch on 4000 digits: far above chance (0.1)
+    metrics = pd.read_csv(work / "results/models/mnist5k/resnet18-ce-none-s0/metrics.csv")
+    assert list(metrics["epoch"]) == [1] and metrics["loss"].iloc[0] > 0
+    info = read_json(work / "results/models/mnist5k/resnet18-ce-adv_l2-s0/model.json")
+    assert info["spec"]["stem_stride"] == 2 and info["augmentations"]["adv_l2"]["kind"] == "adversarial"
+    # the epoch checkpoint lives outside the outputs, for resumption
+    assert (work / "results/checkpoints/mnist5k/resnet18-ce-adv_l2-s0/last.pt").exists()
+
+
+def test_iri_jobs_lower_the_distance_and_report_convergence(tiny_run):
+    work, _ = tiny_run
+    summary = pd.read_csv(work / "results/iris/summary.csv")
+    assert len(summary) == 2 * 2 * 1  # models x losses x seed types
+    job = work / "results/iris/mnist5k/resnet18-ce-none-s0/penultimate/regfree/other-image"
+    saved = torch.load(job / "iris.pt", weights_only=False)
+    assert saved["iris"].shape == saved["targets"].shape == saved["seeds"].shape == (4, 1, 28, 28)
+    curve = pd.read_csv(job / "curve.csv")
+    assert curve["step"].iloc[0] == 0 and curve["step"].iloc[-1] == 30
+    assert curve["mean_loss"].iloc[-1] < curve["mean_loss"].iloc[0]
+    table = pd.read_csv(job / "iris.csv")
+    np.testing.assert_allclose(table["rel_dist"], saved["rel_dist"].numpy(), rtol=1e-5)
+    assert (table["converged"] == (table["rel_dist"] < 0.5)).all()
+    prov = read_json(job / "provenance.json")
+    assert prov["metric"] == "ms_ssim" and prov["n"] == 4
+    # the same seeds for every model of the dataset
+    other = torch.load(str(job).replace("ce-none", "ce-adv_l2") + "/iris.pt", weights_only=False)
+    assert torch.equal(other["seeds"], saved["seeds"])
