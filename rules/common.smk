@@ -1,13 +1,12 @@
 # Shared set-up: config validation, the model grid, path helpers and input
 # functions. Rules stay declarative; the logic lives in scripts/iriflow/.
+import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-import re  # noqa: E402
-
 from iriflow.config import (  # noqa: E402
     ConfigError,
     ModelSpec,

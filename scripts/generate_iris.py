@@ -1,13 +1,11 @@
 """Rule generate_iris: IRIs of one model, layer, IRI loss and seed type."""
-import io
-
 import numpy as np
 import pandas as pd
 import torch
 
 from iriflow.datasets import load_prepared
 from iriflow.device import describe, select_device
-from iriflow.io import atomic_path, load_npz, write_provenance
+from iriflow.io import atomic_path, load_npz, torch_save, write_provenance
 from iriflow.iri import SeedContext, generate, make_seeds, pool_without, seed_generator
 from iriflow.models import load_model
 from iriflow.represent import representation
@@ -37,17 +35,15 @@ rep = representation(model, wc.layer, fake_relu=True)
 result = generate(rep, targets.to(device), seeds.to(device), s["loss_spec"], steps=s["steps"],
                   step_size=s["step_size"], optimizer=s["optimizer"], schedule=s["step_schedule"],
                   keep_best=s["keep_best"], threshold=s["threshold"], metric=s["metric"], seed=s["seed"],
-                  log_every=s["log_every"])
+                  log_every=s["log_every"],
+                  on_log=lambda step, loss: ctx.log.info("step %d/%d mean loss %.4f", step, s["steps"], loss))
 rel = result.rel_dist.cpu()
 ctx.log.info("relative distance: median %.4f, max %.4f; converged %d/%d (threshold %g)",
              rel.median().item(), rel.max().item(), int(result.converged.sum()), len(rel), s["threshold"])
 
-buf = io.BytesIO()
-torch.save({"iris": result.iris.cpu(), "seeds": seeds, "targets": targets, "target_index": tg["index"],
+torch_save(out.iris, {"iris": result.iris.cpu(), "seeds": seeds, "targets": targets, "target_index": tg["index"],
             "target_label": labels, "rel_dist": rel, "loss": result.loss.cpu(),
-            "converged": result.converged.cpu(), "metric": s["metric"], "loss_spec": s["loss_spec"]}, buf)
-with atomic_path(out.iris) as tmp:
-    tmp.write_bytes(buf.getvalue())
+            "converged": result.converged.cpu(), "metric": s["metric"], "loss_spec": s["loss_spec"]})
 table = pd.DataFrame({"target": np.arange(len(rel)), "target_index": tg["index"], "label": tg["label"],
                       "rel_dist": rel.numpy(), "loss": result.loss.cpu().numpy(),
                       "converged": result.converged.cpu().numpy()})

@@ -1,4 +1,5 @@
 """Rule train_model: train one grid model (resuming from its last epoch)."""
+import json
 import shutil
 from pathlib import Path
 
@@ -27,7 +28,8 @@ objective = build_objective(s["objective"], model.head.in_features)
 aug = build_augmentation(s["augmentation"], s["augmentations"])
 ckpt = Path(snakemake.params.checkpoint)
 trainer = Trainer(model, objective, aug, s["recipe"], s["seed"], device,
-                  checkpoint=ckpt / "last.pt", snapshot_dir=ckpt / "snapshots")
+                  checkpoint=ckpt / "last.pt", snapshot_dir=ckpt / "snapshots",
+                  fingerprint=json.dumps({k: v for k, v in s.items() if k != "device"}, sort_keys=True))
 result = trainer.run(x, y, on_epoch=lambda row: write_history_csv(ckpt / "metrics.csv", trainer.history))
 
 info = {"id": s["id"], "objective": s["objective"], "objective_name": s["objective_name"], "augmentation": s["augmentation"],

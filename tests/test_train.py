@@ -64,6 +64,16 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, objective, aug):
         "epoch0001.pt", "epoch0002.pt", "epoch0003.pt"]
 
 
+def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    x, y = toy_data()
+    old = make_trainer(tmp_path, aug="none", tag="c", recipe={**RECIPE, "epochs": 2})
+    old.fingerprint = "epochs=2"
+    old.run(x, y)
+    new = make_trainer(tmp_path, aug="none", tag="c", recipe={**RECIPE, "epochs": 1})
+    new.fingerprint = "epochs=1"
+    assert new.run(x, y, stop_after=0).resumed_from == 0 and new.epoch == 0
+
+
 def test_same_seed_same_weights_other_seed_differs(tmp_path):
     x, y = toy_data()
     runs = []

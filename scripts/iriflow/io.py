@@ -51,6 +51,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def torch_save(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save, atomically."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
     write_bytes_atomic(path, text.encode())

@@ -212,7 +212,7 @@ def step_schedule(step_size: float, steps: int, schedule: str) -> float | Callab
 def generate(rep: Representation, targets: Tensor, seeds: Tensor, loss_spec: Mapping[str, Any], *,
              steps: int, step_size: float, optimizer: str = "normalized", schedule: str = "constant",
              keep_best: bool = True, threshold: float = 0.1, metric: str = "ssim", seed: int = 0,
-             log_every: int = 100) -> IRIResult:
+             log_every: int = 100, on_log: Callable[[int, float], None] | None = None) -> IRIResult:
     """Optimise all seeds of a job as one batch towards their targets' representations."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -221,7 +221,7 @@ def generate(rep: Representation, targets: Tensor, seeds: Tensor, loss_spec: Map
     loss_fn = build_loss(loss_spec, ctx)
     rule = {"normalized": "l2", "adam": "adam"}[optimizer]
     result = optimize(loss_fn, seeds, rule=rule, steps=steps, step_size=step_schedule(step_size, steps, schedule),
-                      keep_best=keep_best, log_every=log_every)
+                      keep_best=keep_best, log_every=log_every, on_log=on_log)
     with torch.no_grad():
         rel = ctx.l_rep(result.x)
     return IRIResult(result.x, rel, result.loss, rel < threshold, result.history)

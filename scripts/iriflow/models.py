@@ -3,7 +3,6 @@ a JSON of what made it (model.json: the architecture spec to rebuild it, the
 model id, objective, augmentation and recipe)."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,16 +10,13 @@ import torch
 import torch.nn as nn
 
 from .archs import build_model
-from .io import atomic_path, read_json, write_json
+from .io import read_json, torch_save, write_json
 from .losses import ce_attack_loss
 from .optim import pgd
 
 
 def save_model(pt_path: str | Path, json_path: str | Path, model: nn.Module, info: Mapping[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    with atomic_path(pt_path) as tmp:
-        tmp.write_bytes(buf.getvalue())
+    torch_save(pt_path, {k: v.detach().cpu() for k, v in model.state_dict().items()})
     write_json(json_path, {"spec": model.spec, **info})
 
 

@@ -126,7 +126,8 @@ def optimize(loss_fn: LossFn, x0: Tensor, *, rule: str = "l2", steps: int,
              eps: float = math.inf, random_start: bool = False,
              generator: torch.Generator | None = None, keep_best: bool = False,
              maximize: bool = False, log_every: int | None = None,
-             evaluate_last: bool = True) -> OptimResult:
+             evaluate_last: bool = True,
+             on_log: Callable[[int, float], None] | None = None) -> OptimResult:
     """Run ``steps`` steps of ``rule`` on ``loss_fn`` from ``x0`` (in [0, 1]).
     ``step_size`` is a number or a schedule step -> size.
 
@@ -137,7 +138,8 @@ def optimize(loss_fn: LossFn, x0: Tensor, *, rule: str = "l2", steps: int,
     last step are always recorded). Losses are reported with their own sign.
     evaluate_last=False (only without keep_best) skips the forward pass on
     the final iterate, whose loss is then None: adversarial training needs
-    only the point.
+    only the point. on_log(step, mean_loss) is called for every recorded
+    point (progress reporting).
     """
     if not evaluate_last and keep_best:
         raise ValueError("keep_best needs the loss of every iterate (evaluate_last=True)")
@@ -172,6 +174,8 @@ def optimize(loss_fn: LossFn, x0: Tensor, *, rule: str = "l2", steps: int,
             best_x[better] = x[better]
         if step == 0 or last or (log_every and step % log_every == 0):
             history.append((step, loss.mean().item()))
+            if on_log:
+                on_log(*history[-1])
         if not last:
             if schedule:
                 step_rule.step_size = schedule(step)

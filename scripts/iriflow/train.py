@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .augment import Augmentation
-from .io import atomic_path
+from .io import atomic_path, torch_save
 from .losses import ce_attack_loss, mart_loss, nt_xent, relative_distance_loss, trades_attack_loss, trades_loss
 from .optim import pgd
 from .registry import Registry
@@ -255,10 +255,12 @@ class Trainer:
 
     def __init__(self, model: nn.Module, objective: Objective, aug: Augmentation,
                  recipe: Mapping[str, Any], seed: int, device: torch.device,
-                 checkpoint: str | Path, snapshot_dir: str | Path | None = None):
+                 checkpoint: str | Path, snapshot_dir: str | Path | None = None,
+                 fingerprint: str = ""):
         self.model, self.objective, self.aug = model.to(device), objective.to(device), aug
         self.recipe, self.seed, self.device = recipe, seed, device
         self.checkpoint = Path(checkpoint)
+        self.fingerprint = fingerprint  # what made the run; a checkpoint of other settings is not resumed
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
         params = list(self.model.named_parameters()) + list(self.objective.named_parameters())
         opt_cfg = recipe["optimizer"]
@@ -275,18 +277,19 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "objective": self.objective.state_dict(),
                 "optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": self.epoch, "history": self.history}
+                "epoch": self.epoch, "history": self.history, "fingerprint": self.fingerprint}
 
     def save_checkpoint(self) -> None:
-        buf = io.BytesIO()
-        torch.save(self.state(), buf)
-        with atomic_path(self.checkpoint) as tmp:
-            tmp.write_bytes(buf.getvalue())
+        torch_save(self.checkpoint, self.state())
 
     def try_resume(self) -> int:
         if not self.checkpoint.exists():
             return 0
         state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("ignoring %s: it was written with other settings; training from scratch",
+                        self.checkpoint)
+            return 0
         self.model.load_state_dict(state["model"])
         self.objective.load_state_dict(state["objective"])
         self.opt.load_state_dict(state["optimizer"])
@@ -350,11 +353,8 @@ class Trainer:
         return TrainResult(self.history, resumed)
 
     def save_snapshot(self, path: Path) -> None:
-        buf = io.BytesIO()
-        torch.save({"model": self.model.state_dict(), "objective": self.objective.state_dict(),
-                    "epoch": self.epoch}, buf)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(buf.getvalue())
+        torch_save(path, {"model": self.model.state_dict(), "objective": self.objective.state_dict(),
+                          "epoch": self.epoch})
 
 
 def write_history_csv(path: str | Path, history: list[dict[str, float]]) -> None:
