@@ -16,6 +16,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/iri.smk"
+include: "rules/judgments.smk"
 
 
 rule all:
@@ -24,3 +25,4 @@ rule all:
         data_outputs(),
         rules.models_table.output.table,
         rules.iri_summary.output.summary,
+        rules.score_alignment.output.alignment,

@@ -73,16 +73,21 @@ def iri_job_settings(wildcards):
     return iri_settings(config, wildcards.loss)
 
 
-def iri_outputs(filename):
-    """One file of every IRI job: models x layers x losses x seed types."""
+def iri_outputs(filename, model_ids=None):
+    """One file of every IRI set: models x layers x losses x seed types."""
     iris = config["iris"]
     return [
         f"{R}/iris/{model_id}/{layer}/{loss}/{seed_type}/{filename}"
-        for model_id in ALL_MODEL_IDS
+        for model_id in (model_ids or ALL_MODEL_IDS)
         for layer in iris["layers"]
         for loss in iris["losses"]
         for seed_type in iris["seed_types"]
     ]
+
+
+def model_iri_sets(wildcards):
+    """The IRI sets (iris.pt) of one model."""
+    return iri_outputs("iris.pt", [f"{wildcards.dataset}/{wildcards.model}"])
 
 
 def data_outputs():

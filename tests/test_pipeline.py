@@ -1,5 +1,6 @@
-"""End to end on a tiny configuration: data -> models -> IRIs, for real, in
-about a minute. Checks values along the chain, not only that files exist."""
+"""End to end on a tiny configuration: data -> models -> IRIs -> simulated
+judgments, for real, in about a minute. Checks values along the chain, not
+only that files exist."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,3 +74,22 @@ def test_iri_jobs_lower_the_distance_and_report_convergence(tiny_run):
     # the same seeds for every model of the dataset
     other = torch.load(str(job).replace("ce-none", "ce-adv_l2") + "/iris.pt", weights_only=False)
     assert torch.equal(other["seeds"], saved["seeds"])
+
+
+def test_simulated_judgments_and_alignment_table(tiny_run):
+    work, _ = tiny_run
+    trials = pd.read_csv(work / "results/judgments/mnist5k/resnet18-ce-none-s0/trials.csv", keep_default_na=False)
+    responses = pd.read_csv(work / "results/judgments/mnist5k/resnet18-ce-none-s0/responses_simulated.csv")
+    assert list(responses.columns) == ["participant", "set_id", "trial_id", "response", "correct", "rt_ms",
+                                       "observer"]
+    assert set(trials["set_id"]) == set(responses["set_id"]) and len(set(trials["set_id"])) == 2
+    assert responses["participant"].nunique() == 20  # default judgments.observers.simulated.n_participants
+    # every answer is a valid option index and `correct` agrees with the trials table
+    merged = responses.merge(trials[["trial_id", "correct", "n_options"]], on="trial_id", suffixes=("", "_t"))
+    assert len(merged) == len(responses)
+    assert ((merged["response"] >= 0) & (merged["response"] < merged["n_options"])).all()
+    assert (merged["correct"] == (merged["response"] == merged["correct_t"])).all()
+    alignment = pd.read_csv(work / "results/judgments/alignment.csv")
+    assert set(alignment["kind"]) <= {"2afc", "matching"}  # catch trials are not scored
+    assert ((alignment["ci_lo"] <= alignment["prop_correct"]) & (alignment["prop_correct"] <= alignment["ci_hi"])).all()
+    assert set(alignment["augmentation"]) == {"none", "adv_l2"} and (alignment["n_participants"] == 20).all()

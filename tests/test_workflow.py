@@ -41,6 +41,7 @@ def test_dry_run_default_config(tmp_path):
     assert counts["train_model"] == 8 and counts["evaluate_model"] == 8
     # 8 models x 1 layer x 3 IRI losses x 2 seed types
     assert counts["generate_iris"] == 48 and counts["iri_summary"] == 1
+    assert counts["simulate_judgments"] == 8 and counts["score_alignment"] == 1
     assert counts["all"] == 1
 
 
@@ -49,7 +50,7 @@ def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["prepare_dataset"] == 2 and counts["select_targets"] == 2
     assert counts["train_model"] == 84 and counts["evaluate_model"] == 84
-    assert counts["generate_iris"] == 84 * 6 * 6
+    assert counts["generate_iris"] == 84 * 6 * 6 and counts["simulate_judgments"] == 84
     assert "results/data/cifar100/dataset.npz" in proc.stdout
     jobs = planned_jobs(proc.stdout)
     gpu_rules = {j["rule"] for j in jobs if "gpu=1" in j.get("resources", "")}

@@ -26,9 +26,3 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def set_threads(n: int | None) -> None:
-    """Match torch's intra-op threads to the cores Snakemake gave the job."""
-    if n and n > 0:
-        torch.set_num_threads(int(n))

@@ -231,12 +231,6 @@ def lr_factor(schedule: Mapping[str, Any], epoch_float: float, epochs: int) -> f
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def merge_recipe(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
-    recipe = dict(base)
-    recipe.update(override or {})
-    return recipe
-
-
 # --- the epoch loop --------------------------------------------------------------
 
 def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:

@@ -1,0 +1,54 @@
+# Stage 4: trials per IRI set, answered by simulated observers, and the
+# alignment scores (% correct with crossed bootstrap CIs).
+
+
+# One job per model covers all of its IRI sets (layers x losses x seed types):
+# the work is seconds, a job per set would mostly be interpreter start-up.
+rule simulate_judgments:
+    input:
+        iris=model_iri_sets,
+    output:
+        trials=f"{R}/judgments/{{dataset}}/{{model}}/trials.csv",
+        responses=f"{R}/judgments/{{dataset}}/{{model}}/responses_simulated.csv",
+    wildcard_constraints:
+        model=MODEL_NAMES,
+    params:
+        judgments=config["judgments"],
+        root=f"{R}/iris",
+    log:
+        f"{R}/logs/judgments/{{dataset}}/{{model}}.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/simulate_judgments.py"
+
+
+rule score_alignment:
+    input:
+        trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
+        responses=expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
+    output:
+        alignment=f"{R}/judgments/alignment.csv",
+        exclusions=f"{R}/judgments/exclusions.json",
+    params:
+        bootstrap=config["analysis"]["bootstrap"],
+        min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
+    log:
+        f"{R}/logs/judgments/score_alignment.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/score_alignment.py"
+
+
+rule judgments:
+    input:
+        rules.score_alignment.output.alignment,
