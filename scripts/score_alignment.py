@@ -16,12 +16,14 @@ responses = as_responses(pd.concat([pd.read_csv(p) for p in snakemake.input.resp
 kept, report = exclude_failed_catch(responses, trials, snakemake.params.min_catch_correct)
 ctx.log.info("catch screening: %d participants, %d excluded", report["n_participants"], report["n_excluded"])
 scores = score(kept, trials, n_boot=boot["n"], level=boot["level"], seed=boot["seed"])
-parts = scores["set_id"].str.split("/", expand=True)
-parts.columns = ["dataset", "model", "layer", "loss", "seed_type"]
+SET_PARTS = ["dataset", "model", "layer", "loss", "seed_type"]
+parts = pd.DataFrame(scores["set_id"].str.split("/").tolist(), columns=SET_PARTS)
 specs = [ModelSpec.parse(f"{d}/{m}") for d, m in zip(parts["dataset"], parts["model"])]
 factors = pd.DataFrame([{"arch": s.arch, "objective": s.objective, "augmentation": s.augmentation,
-                         "seed": s.seed} for s in specs])
+                         "seed": s.seed} for s in specs], columns=["arch", "objective", "augmentation", "seed"])
 table = pd.concat([parts, factors, scores.drop(columns="set_id")], axis=1)
+if table.empty:
+    ctx.log.warning("no IRI converged anywhere: the alignment table is empty")
 with atomic_path(snakemake.output.alignment) as tmp:
     table.to_csv(tmp, index=False, float_format="%.4f")
 write_json(snakemake.output.exclusions, report)
