@@ -129,3 +129,16 @@ def test_all_problems_reported_at_once():
         c["device"] = "gpu"
     msg = _bad(two)
     assert "targets.n" in msg and "device" in msg
+
+
+def test_catalog_lists_exactly_the_registered_names():
+    from iriflow.archs import ARCHS
+    from iriflow.catalog import ARCH_NAMES, METRIC_NAMES
+    from iriflow.metrics import METRICS
+
+    assert sorted(ARCHS) == list(ARCH_NAMES)
+    assert sorted(METRICS) == list(METRIC_NAMES)
+
+
+def test_unknown_metric_is_named():
+    assert "iris.metric: 'psnr' is not a registered metric" in _bad(lambda c: c["iris"].update(metric="psnr"))

@@ -127,9 +127,7 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
 
 def check_references(cfg: Mapping[str, Any]) -> None:
     """Checks the schema cannot express: names used in the grid are defined."""
-    from .archs import ARCHS
-
-    ARCH_NAMES = set(ARCHS)
+    from .catalog import ARCH_NAMES, METRIC_NAMES
     problems = []
     models = cfg["models"]
     objectives, augmentations = models["objectives"], models["augmentations"]
@@ -152,15 +150,13 @@ def check_references(cfg: Mapping[str, Any]) -> None:
         if ext["arch"] not in ARCH_NAMES:
             problems.append(f"models.external.{name}.arch: {ext['arch']!r} is not a registered "
                             f"architecture; expected one of {sorted(ARCH_NAMES)}")
-    from .metrics import METRICS
-
     iris = cfg["iris"]
     metrics_used = [("iris.metric", iris["metric"]),
                     ("judgments.observers.simulated.metric", cfg["judgments"]["observers"]["simulated"]["metric"])]
     metrics_used += [(f"iris.loss_defs.{k}.metric", v["metric"]) for k, v in iris["loss_defs"].items() if "metric" in v]
     for key, name in metrics_used:
-        if name not in METRICS:
-            problems.append(f"{key}: {name!r} is not a registered metric; expected one of {sorted(METRICS)}")
+        if name not in METRIC_NAMES:
+            problems.append(f"{key}: {name!r} is not a registered metric; expected one of {sorted(METRIC_NAMES)}")
     for j, name in enumerate(iris["losses"]):
         if name not in iris["loss_defs"]:
             problems.append(f"iris.losses[{j}]: {name!r} is neither a registered loss "
