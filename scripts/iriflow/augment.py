@@ -30,7 +30,8 @@ def _bernoulli(n: int, p: float, gen: torch.Generator, device) -> Tensor:
     return torch.rand(n, generator=gen, device=device) < p
 
 
-def _affine(x: Tensor, theta: Tensor) -> Tensor:
+def affine_resample(x: Tensor, theta: Tensor) -> Tensor:
+    """Resample each image through its 2x3 affine map (bilinear, zero fill)."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -124,7 +125,7 @@ class Standard(Augmentation):
         cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
         theta = torch.stack([torch.stack([cos * flip, -sin, 2 * shift[:, 0] / w], 1),
                              torch.stack([sin * flip, cos, 2 * shift[:, 1] / h], 1)], 1)
-        out = _affine(x, theta)
+        out = affine_resample(x, theta)
         if self.jitter > 0:
             out = colour_jitter(out, (self.jitter, self.jitter, self.jitter, 0.0), gen)
         return out
@@ -154,7 +155,7 @@ class SimCLRViews(Augmentation):
         zero = torch.zeros(n, device=dev)
         theta = torch.stack([torch.stack([sw * flip, zero, cx], 1),
                              torch.stack([zero, sh, cy], 1)], 1).to(x.dtype)
-        out = _affine(x, theta)
+        out = affine_resample(x, theta)
         if self.color:
             out = colour_jitter(out, self.jitter, gen, apply=_bernoulli(n, self.jitter_p, gen, dev))
             gray = _bernoulli(n, self.gray_p, gen, dev)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-from .augment import _affine, gaussian_blur
+from .augment import affine_resample, gaussian_blur
 from .losses import relative_distance
 from .metrics import get_metric
 from .optim import optimize
@@ -135,7 +135,7 @@ def regfree_transforms(ctx: LossContext, jitter: int = 8, scale=(0.9, 1.1), rota
         a = math.radians(rotation) * (2 * torch.rand(n, generator=g).to(x) - 1)
         theta = torch.stack([torch.stack([a.cos() / s, -a.sin() / s, 2 * shift[:, 0] / w], 1),
                              torch.stack([a.sin() / s, a.cos() / s, 2 * shift[:, 1] / h], 1)], 1)
-        return ctx.l_rep(_affine(x, theta))
+        return ctx.l_rep(affine_resample(x, theta))
     return loss
 
 

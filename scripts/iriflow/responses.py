@@ -113,19 +113,25 @@ def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> 
     return out.astype({"participant": "str", "set_id": "str", "trial_id": "str", "source": "str"})
 
 
+def _read_text(path: str | os.PathLike, kind: str, expected: Iterable[str]) -> str:
+    """The file's UTF-8 text; unreadable, non-UTF-8 or empty files are errors."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ResponseError(f"{path}: byte {e.start}: not UTF-8 text; expected {kind}") from e
+    except OSError as e:
+        raise ResponseError(f"{path}: cannot be read ({e.strerror})") from e
+    if not text.strip():
+        raise _empty(path, expected)
+    return text
+
+
 # --- CSV -----------------------------------------------------------------------
 
 def _read_csv(path: str | os.PathLike, expected: Iterable[str]) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, records and each record's location ("row N (line L)"),
     parsed strictly (bad quoting and ragged rows are errors)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ResponseError(f"{path}: byte {e.start}: not UTF-8 text; expected a CSV file") from e
-    except OSError as e:
-        raise ResponseError(f"{path}: cannot be read ({e.strerror})") from e
-    if not text.strip():
-        raise _empty(path, expected)
+    text = _read_text(path, "a CSV file", expected)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     records, sources = [], []
@@ -220,14 +226,7 @@ def _json_cell(value: Any) -> str | None:
 def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
     """jsPsych's JSON export (an array of trial objects); objects without a
     trial_id are not judgments and are ignored. Returns RAW_COLUMNS."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ResponseError(f"{path}: byte {e.start}: not UTF-8 text; expected a JSON file") from e
-    except OSError as e:
-        raise ResponseError(f"{path}: cannot be read ({e.strerror})") from e
-    if not text.strip():
-        raise _empty(path, GENERIC_COLUMNS)
+    text = _read_text(path, "a JSON file", GENERIC_COLUMNS)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
