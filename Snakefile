@@ -17,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/iri.smk"
 include: "rules/judgments.smk"
+include: "rules/survey.smk"
 
 
 rule all:

@@ -1,5 +1,31 @@
-# Stage 4: trials per IRI set, answered by simulated observers, and the
-# alignment scores (% correct with crossed bootstrap CIs).
+# Stage 4: trials per IRI set, answered by simulated observers (and by real
+# ones, from judgments.observers.real.responses), and the alignment scores
+# (% correct with crossed bootstrap CIs).
+
+
+# Each simulated observer's decision noise, anchored to a point of a
+# psychometric function, and the validation curves of candidate metrics.
+rule calibrate_observers:
+    input:
+        targets=rules.select_targets.output.targets,
+    output:
+        calibration=f"{R}/judgments/observers/{{dataset}}/calibration.json",
+        curves=f"{R}/judgments/observers/{{dataset}}/psychometric.csv",
+        figure=f"{R}/judgments/observers/{{dataset}}/psychometric.png",
+    params:
+        observers=config["judgments"]["observers"]["simulated"],
+        validation=config["judgments"]["observers"]["validation"],
+        seed=config["judgments"]["seed"],
+    log:
+        f"{R}/logs/judgments/{{dataset}}/calibrate_observers.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/calibrate_observers.py"
 
 
 # One job per model covers all of its IRI sets (layers x losses x seed types):
@@ -7,6 +33,7 @@
 rule simulate_judgments:
     input:
         iris=model_iri_sets,
+        calibration=rules.calibrate_observers.output.calibration,
     output:
         trials=f"{R}/judgments/{{dataset}}/{{model}}/trials.csv",
         responses=f"{R}/judgments/{{dataset}}/{{model}}/responses_simulated.csv",
@@ -31,6 +58,8 @@ rule score_alignment:
     input:
         trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
         responses=expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
+        # real observers' files (survey exports or generic CSVs), imported and validated by the script
+        real=config["judgments"]["observers"]["real"]["responses"],
     output:
         alignment=f"{R}/judgments/alignment.csv",
         exclusions=f"{R}/judgments/exclusions.json",

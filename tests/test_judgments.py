@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from scipy.stats import norm
 
 from iriflow.judgments import (TRIAL_COLUMNS, _thurstone, build_trials, catch_pass_rates, crossed_bootstrap_ci,
-                               distances_for_trials, exclude_failed_catch, observer_choice_probs,
-                               psychometric_curve, score, simulate_population, split_options)
+                               calibrate_sigma, distances_for_trials, exclude_failed_catch, noise_level,
+                               observer_choice_probs, other_class_images, psychometric_curve, score,
+                               simulate_population, split_options, validate_metric)
 from iriflow.metrics import get_metric
 from iriflow.responses import RESPONSE_COLUMNS, RESPONSE_DTYPES
 
@@ -135,6 +136,64 @@ def test_psychometric_curves_recover_the_known_answers():
     blend = psychometric_curve(targets, "l2", kind="blend", levels=[0.1, 0.4, 0.6, 0.9], other_images=others)
     assert list(blend["p_target"]) == [1.0, 1.0, 0.0, 0.0]
     assert blend["p_target_model"].isna().all() and blend["snr_db"].isna().all()
+
+
+def test_calibrated_observer_hits_its_anchor_and_is_graded_around_it():
+    targets, labels = smooth_images(20, 7), np.arange(20) % 5
+    others = other_class_images(targets, labels, seed=0)
+    assert all(not torch.equal(o, t) for o, t in zip(others, targets))
+    sigma = calibrate_sigma(targets, others, "l2", snr_db=-8.0, p_correct=0.8, repeats=5, seed=3)
+    # the same constructed trials (same seed) give back the anchor ...
+    at = psychometric_curve(targets.repeat(5, 1, 1, 1), "l2", kind="noise", levels=[noise_level(targets, -8.0)],
+                            other_images=others.repeat(5, 1, 1, 1), sigma=sigma, seed=3)
+    assert at["p_target_model"].iloc[0] == pytest.approx(0.8, abs=1e-6)
+    # ... and the observer is better with less noise, worse with more, never below chance
+    curve = validate_metric(targets, labels, "l2", snr_db=[-20, -8, 5], blend=[0.2, 0.8], repeats=5,
+                            sigma=sigma, seed=3)
+    noise = curve.loc[curve["trial"] == "noise", "p_target_model"].to_numpy()
+    assert 0.5 <= noise[0] < 0.8 - 0.05 and noise[2] > 0.8 + 0.05
+    blend = curve.loc[curve["trial"] == "blend-other", "p_target_model"].to_numpy()
+    assert blend[0] > 0.5 > blend[1]
+    assert set(curve["trial"]) == {"noise", "blend-other", "blend-noise"}
+    # a stricter anchor (75% at a lower SNR) needs a more sensitive observer: smaller sigma
+    assert calibrate_sigma(targets, others, "l2", snr_db=-12.0, p_correct=0.8, repeats=5, seed=3) < sigma
+
+
+def test_calibration_refuses_an_anchor_the_metric_cannot_reach():
+    targets, labels = smooth_images(10, 8), np.arange(10) % 5
+    others = other_class_images(targets, labels)
+    with pytest.raises(ValueError, match=r"metric 'l2': even without decision noise .* at -40.0 dB"):
+        calibrate_sigma(targets, others, "l2", snr_db=-40.0, p_correct=0.75)
+    with pytest.raises(ValueError, match="p_correct"):
+        calibrate_sigma(targets, others, "l2", snr_db=0.0, p_correct=0.5)
+
+
+def glyphs(n, seed, size=28):
+    """Digit-like images: three thick white bars on black."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        for _ in range(3):
+            r, c = torch.randint(4, size - 8, (2,), generator=g).tolist()
+            if torch.rand(1, generator=g) < 0.5:
+                x[i, 0, r:r + 3, c - 2:c + 8] = 1
+            else:
+                x[i, 0, r - 2:r + 8, c:c + 3] = 1
+    return x
+
+
+def test_validation_flags_a_metric_that_prefers_the_wrong_image():
+    # GMSD compares gradient maps: pixel noise on a glyph with flat background
+    # adds gradients everywhere, which another clean glyph does not, so GMSD
+    # prefers the wrong image; L2 and SSIM do not. The curves must show it.
+    targets, labels = glyphs(20, 9), np.arange(20) % 5
+    curves = {m: validate_metric(targets, labels, m, snr_db=[-5.0, 0.0], blend=[0.3], repeats=3)
+              for m in ("gmsd", "l2", "ssim")}
+    noise = {m: c.loc[c["trial"] == "noise", "p_target"].to_numpy() for m, c in curves.items()}
+    assert (noise["l2"] == 1.0).all() and (noise["ssim"] == 1.0).all() and (noise["gmsd"] < 0.1).all()
+    # a 30% blend with a noise image is still the target for L2, not for GMSD
+    blend = {m: c.loc[c["trial"] == "blend-noise", "p_target"].iloc[0] for m, c in curves.items()}
+    assert blend["l2"] == 1.0 and blend["gmsd"] < 0.1
 
 
 # --- scoring -------------------------------------------------------------------

@@ -24,6 +24,7 @@ TINY = {
     },
     "iris": {"losses": ["regfree", "adversarial"], "seed_types": ["other-image"], "steps": 30,
              "step_size": 0.5, "step_schedule": "cosine", "threshold": 0.5, "log_every": 10},
+    "judgments": {"observers": {"validation": {"metrics": ["gmsd"], "repeats": 2}}},
 }
 
 
@@ -83,7 +84,14 @@ def test_simulated_judgments_and_alignment_table(tiny_run):
     assert list(responses.columns) == ["participant", "set_id", "trial_id", "response", "correct", "rt_ms",
                                        "observer"]
     assert set(trials["set_id"]) == set(responses["set_id"]) and len(set(trials["set_id"])) == 2
-    assert responses["participant"].nunique() == 20  # default judgments.observers.simulated.n_participants
+    # the default observers: simulated:ssim and simulated:fsim, 20 participants each
+    assert responses.groupby("observer")["participant"].nunique().to_dict() == {"simulated:fsim": 20,
+                                                                                "simulated:ssim": 20}
+    calibration = read_json(work / "results/judgments/observers/mnist5k/calibration.json")
+    assert sorted(calibration) == ["fsim", "ssim"] and all(c["sigma"] > 0 for c in calibration.values())
+    curves = pd.read_csv(work / "results/judgments/observers/mnist5k/psychometric.csv")
+    clean = curves.loc[(curves["trial"] == "noise") & (curves["snr_db"] >= 5)]
+    assert (clean.loc[clean["metric"] != "gmsd", "p_target"] > 0.9).all()
     # every answer is a valid option index and `correct` agrees with the trials table
     merged = responses.merge(trials[["trial_id", "correct", "n_options"]], on="trial_id", suffixes=("", "_t"))
     assert len(merged) == len(responses)
@@ -93,6 +101,7 @@ def test_simulated_judgments_and_alignment_table(tiny_run):
     assert set(alignment["kind"]) <= {"2afc", "matching"}  # catch trials are not scored
     assert ((alignment["ci_lo"] <= alignment["prop_correct"]) & (alignment["prop_correct"] <= alignment["ci_hi"])).all()
     assert (alignment["n_participants"] == 20).all()
+    assert set(alignment["observer"]) == {"simulated:fsim", "simulated:ssim"}
     # IRIs that did not converge are not IRIs: they get no trials and no score
     summary = pd.read_csv(work / "results/iris/summary.csv")
     converged_sets = {f"{r.model}/{r.loss}" for r in summary.itertuples() if r.converged_share > 0}

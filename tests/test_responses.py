@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from iriflow.judgments import build_trials
-from iriflow.responses import (RESPONSE_COLUMNS, RESPONSE_DTYPES, ResponseError, load_responses,
-                               read_generic_csv, read_jspsych_csv, read_jspsych_json)
+from iriflow.responses import (RESPONSE_COLUMNS, RESPONSE_DTYPES, ResponseError, load_response_files,
+                               load_responses, read_generic_csv, read_jspsych_csv, read_jspsych_json)
 
 GENERIC = ["participant", "set_id", "trial_id", "response"]
 
@@ -157,3 +157,25 @@ def test_all_problems_of_a_file_are_reported_together(tmp_path, trials):
 def test_missing_file_is_a_response_error(tmp_path, trials):
     with pytest.raises(ResponseError, match="no such file"):
         load_responses(tmp_path / "absent.csv", trials)
+
+
+def test_several_files(tmp_path, trials):
+    a = write_csv(tmp_path / "a.csv", GENERIC, answers(trials, "p1"))
+    b = write_csv(tmp_path / "b.csv", GENERIC, answers(trials, "p2", n=3))
+    df = load_response_files([a, b], trials)
+    check_schema(df)
+    assert df.groupby("participant").size().to_dict() == {"p1": len(trials), "p2": 3}
+    empty = load_response_files([], trials)
+    check_schema(empty)
+    assert empty.empty
+    # the same participant and trial in two files: an error naming both
+    c = write_csv(tmp_path / "c.csv", GENERIC, answers(trials, "p2", n=2))
+    with pytest.raises(ResponseError, match=r"c\.csv: participant 'p2' answered trial .* in .*b\.csv too "
+                                            r"\(2 such answers"):
+        load_response_files([a, b, c], trials)
+    with pytest.raises(ResponseError, match="listed twice"):
+        load_response_files([a, tmp_path / "." / "a.csv"], trials)
+    # a bad file is reported as load_responses reports it
+    bad = write_csv(tmp_path / "bad.csv", GENERIC, [["p3", "S", "nope", 0]])
+    with pytest.raises(ResponseError, match=r"bad\.csv: row 1 \(line 2\), column 'trial_id'"):
+        load_response_files([a, bad], trials)

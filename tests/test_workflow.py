@@ -42,6 +42,7 @@ def test_dry_run_default_config(tmp_path):
     # 8 models x 1 layer x 3 IRI losses x 2 seed types
     assert counts["generate_iris"] == 48 and counts["iri_summary"] == 1
     assert counts["simulate_judgments"] == 8 and counts["score_alignment"] == 1
+    assert counts["calibrate_observers"] == 1  # one per dataset
     assert counts["all"] == 1
 
 
@@ -51,6 +52,7 @@ def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     assert counts["prepare_dataset"] == 2 and counts["select_targets"] == 2
     assert counts["train_model"] == 84 and counts["evaluate_model"] == 84
     assert counts["generate_iris"] == 84 * 6 * 6 and counts["simulate_judgments"] == 84
+    assert counts["calibrate_observers"] == 2
     assert "results/data/cifar100/dataset.npz" in proc.stdout
     jobs = planned_jobs(proc.stdout)
     gpu_rules = {j["rule"] for j in jobs if "gpu=1" in j.get("resources", "")}
@@ -104,13 +106,13 @@ def test_data_stage_values(two_data_runs):
     meta = read_json(work / "results/data/mnist5k/meta.json")
     assert meta["n_test"] == 1000 and meta["shape"] == [1, 28, 28]
     targets = load_npz(work / "results/targets/mnist5k/targets.npz")
-    assert np.bincount(targets["label"]).tolist() == [2] * 10  # default targets.n = 20
+    assert np.bincount(targets["label"]).tolist() == [4] * 10  # default targets.n = 40
     np.testing.assert_array_equal(targets["images"], prep.test_x[targets["index"]])
     prov = read_json(work / "results/targets/mnist5k/provenance.json")
-    assert prov["config"] == {"n": 20, "seed": 0} and prov["n_targets"] == 20
+    assert prov["config"] == {"n": 40, "seed": 0} and prov["n_targets"] == 40
     assert prov["wall_time_s"] > 0
     log = (work / "results/logs/targets/mnist5k.log").read_text()
-    assert "20 targets" in log
+    assert "40 targets" in log
 
 
 def test_second_invocation_has_nothing_to_do(two_data_runs):

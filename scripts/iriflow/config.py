@@ -151,8 +151,17 @@ def check_references(cfg: Mapping[str, Any]) -> None:
             problems.append(f"models.external.{name}.arch: {ext['arch']!r} is not a registered "
                             f"architecture; expected one of {sorted(ARCH_NAMES)}")
     iris = cfg["iris"]
-    metrics_used = [("iris.metric", iris["metric"]),
-                    ("judgments.observers.simulated.metric", cfg["judgments"]["observers"]["simulated"]["metric"])]
+    observers = cfg["judgments"]["observers"]
+    metrics_used = [("iris.metric", iris["metric"])]
+    metrics_used += [(f"judgments.observers.simulated[{i}].metric", o["metric"])
+                     for i, o in enumerate(observers["simulated"])]
+    metrics_used += [(f"judgments.observers.validation.metrics[{i}]", m)
+                     for i, m in enumerate(observers["validation"]["metrics"])]
+    names = [observer_name(o) for o in observers["simulated"]]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(f"judgments.observers.simulated[{i}]: observer name {name!r} is used twice; "
+                            "expected a unique name (set 'name' when two observers share a metric)")
     metrics_used += [(f"iris.loss_defs.{k}.metric", v["metric"]) for k, v in iris["loss_defs"].items() if "metric" in v]
     for key, name in metrics_used:
         if name not in METRIC_NAMES:
@@ -163,6 +172,11 @@ def check_references(cfg: Mapping[str, Any]) -> None:
                             f"{list(IRI_LOSS_KINDS)} nor defined in iris.loss_defs")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def observer_name(observer: Mapping) -> str:
+    """The label of a simulated observer population: its name, else its metric."""
+    return observer.get("name") or observer["metric"]
 
 
 @dataclass(frozen=True, order=True)

@@ -34,7 +34,13 @@ observers alike.
 Simulated observer (Thurstonian): option k evokes an internal distance
 D(q, o_k) + e_k, e_k ~ N(0, sigma^2 / 2) independent, and the observer picks
 the smallest; with probability ``lapse`` it instead guesses uniformly. For
-K = 2 this is exactly P(A) = lapse/2 + (1-lapse) Phi((D(q,B) - D(q,A)) / sigma)."""
+K = 2 this is exactly P(A) = lapse/2 + (1-lapse) Phi((D(q,B) - D(q,A)) / sigma).
+A metric's units are arbitrary, so sigma is calibrated (``calibrate_sigma``)
+from one point of a psychometric function: P(target) = p_correct on
+target-in-pixel-noise trials at a given SNR. ``validate_metric`` gives a
+metric's curves on constructed trials with known answers; a metric whose
+curves go the wrong way (it prefers the wrong image) must not be an
+observer."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -42,6 +48,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import brentq
 from scipy.special import ndtr
 from torch import Tensor
 
@@ -338,6 +345,40 @@ def exclude_failed_catch(responses: pd.DataFrame, trials: pd.DataFrame,
 
 # --- observer validation -------------------------------------------------------
 
+def _constructed(targets: Tensor, other_images: Tensor, kind: str, levels: Sequence[float],
+                 seed: int) -> tuple[Tensor, Tensor, Tensor, np.ndarray]:
+    """Queries of constructed trials, one per (level, target), level-major,
+    with their target and other option and the levels' SNR in dB."""
+    if other_images.shape != targets.shape:
+        raise ValueError(f"other_images {tuple(other_images.shape)} must match targets "
+                         f"{tuple(targets.shape)}")
+    lv = torch.as_tensor(np.asarray(levels, dtype=np.float64), dtype=targets.dtype)
+    t = targets.repeat(len(lv), 1, 1, 1)
+    o = other_images.repeat(len(lv), 1, 1, 1)
+    w = lv.repeat_interleave(len(targets)).view(-1, 1, 1, 1)
+    if kind == "noise":
+        g = torch.Generator().manual_seed(seed)
+        q = (t + w * torch.randn(t.shape, generator=g, dtype=t.dtype)).clamp(0, 1)
+        with np.errstate(divide="ignore"):
+            snr = 10 * np.log10(target_power(targets) / np.asarray(levels, dtype=np.float64) ** 2)
+    elif kind == "blend":
+        q = (1 - w) * t + w * o
+        snr = np.full(len(lv), np.nan)
+    else:
+        raise ValueError(f"kind must be 'noise' or 'blend', got {kind!r}")
+    return q, t, o, snr
+
+
+def target_power(targets: Tensor) -> float:
+    """Mean pixel variance of the targets: the signal power of SNR in dB."""
+    return targets.flatten(1).var(1).mean().item()
+
+
+def noise_level(targets: Tensor, snr_db: float) -> float:
+    """Standard deviation of pixel noise giving ``snr_db`` on these targets."""
+    return float(np.sqrt(target_power(targets) / 10 ** (snr_db / 10)))
+
+
 def psychometric_curve(targets: Tensor, metric: str, *, kind: str = "noise", levels: Sequence[float],
                        other_images: Tensor, sigma: float | None = None, lapse: float = 0.0,
                        seed: int = 0) -> pd.DataFrame:
@@ -351,31 +392,78 @@ def psychometric_curve(targets: Tensor, metric: str, *, kind: str = "noise", lev
     Returns one row per level: ``p_target`` (share of trials with
     D(q, target) < D(q, other), ties counting half), mean distances, and
     ``p_target_model`` (mean observer_choice_probs; NaN without sigma)."""
-    if other_images.shape != targets.shape:
-        raise ValueError(f"other_images {tuple(other_images.shape)} must match targets "
-                         f"{tuple(targets.shape)}")
-    lv = torch.as_tensor(np.asarray(levels, dtype=np.float64), dtype=targets.dtype)
+    q, t, o, snr = _constructed(targets, other_images, kind, levels, seed)
     n = len(targets)
-    t = targets.repeat(len(lv), 1, 1, 1)
-    o = other_images.repeat(len(lv), 1, 1, 1)
-    w = lv.repeat_interleave(n).view(-1, 1, 1, 1)
-    if kind == "noise":
-        g = torch.Generator().manual_seed(seed)
-        q = (t + w * torch.randn(t.shape, generator=g, dtype=t.dtype)).clamp(0, 1)
-        power = targets.flatten(1).var(1).mean().item()
-        with np.errstate(divide="ignore"):
-            snr = 10 * np.log10(power / np.asarray(levels, dtype=np.float64) ** 2)
-    elif kind == "blend":
-        q = (1 - w) * t + w * o
-        snr = np.full(len(lv), np.nan)
-    else:
-        raise ValueError(f"kind must be 'noise' or 'blend', got {kind!r}")
     d = np.stack([_metric_batched(metric, q, t), _metric_batched(metric, q, o)], 1)
     wins = (d[:, 0] < d[:, 1]) + 0.5 * (d[:, 0] == d[:, 1])
     model = observer_choice_probs(d, sigma, lapse)[:, 0] if sigma is not None else np.full(len(d), np.nan)
 
     def per(x: np.ndarray) -> np.ndarray:
-        return x.reshape(len(lv), n).mean(1)
+        return x.reshape(len(levels), n).mean(1)
     return pd.DataFrame({"kind": kind, "metric": metric, "level": np.asarray(levels, dtype=np.float64),
                          "snr_db": snr, "n": n, "p_target": per(wins), "p_target_model": per(model),
                          "d_target": per(d[:, 0]), "d_other": per(d[:, 1])})
+
+
+def calibrate_sigma(targets: Tensor, other_images: Tensor, metric: str, *, snr_db: float,
+                    p_correct: float, repeats: int = 10, seed: int = 0) -> float:
+    """The decision noise sigma (in units of ``metric``) at which the observer
+    (no lapses) chooses the target on ``p_correct`` of target-in-noise 2AFC
+    trials at ``snr_db`` (options: the target and ``other_images``).
+
+    This anchors a metric's arbitrary units to one point of a psychometric
+    function, e.g. a human 75% threshold measured in a pilot. Raises
+    ValueError when even a noise-free observer with this metric stays below
+    ``p_correct`` there: the metric is then blinder than the anchor demands."""
+    if not 0.5 < p_correct < 1:
+        raise ValueError(f"p_correct must lie in (0.5, 1), got {p_correct}")
+    level = noise_level(targets, snr_db)
+    q, t, o, _ = _constructed(targets.repeat(repeats, 1, 1, 1), other_images.repeat(repeats, 1, 1, 1),
+                              "noise", [level], seed)
+    diff = _metric_batched(metric, q, o) - _metric_batched(metric, q, t)  # > 0: target closer
+    ceiling = float(((diff > 0) + 0.5 * (diff == 0)).mean())
+    if ceiling <= p_correct:
+        raise ValueError(
+            f"metric {metric!r}: even without decision noise the observer chooses the target on only "
+            f"{ceiling:.3f} of trials at {snr_db} dB, not {p_correct}; anchor it at a higher snr_db "
+            f"or a lower p_correct")
+    scale = float(np.median(np.abs(diff[diff != 0]))) if (diff != 0).any() else 1.0
+
+    def excess(log_sigma: float) -> float:
+        return float(ndtr(diff / np.exp(log_sigma)).mean()) - p_correct
+    lo, hi = np.log(scale) - 30.0, np.log(scale) + 30.0
+    return float(np.exp(brentq(excess, lo, hi, xtol=1e-10)))
+
+
+def other_class_images(targets: Tensor, labels: Sequence[int] | np.ndarray, seed: int = 0) -> Tensor:
+    """For each target, a (seeded) target of another class: the wrong option
+    of constructed trials, as in the IRI trials' "other-target" alternative."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return targets[torch.from_numpy(_other_class(np.random.default_rng(seed), labels, np.arange(len(labels))))]
+
+
+def validate_metric(targets: Tensor, labels: Sequence[int] | np.ndarray, metric: str, *,
+                    snr_db: Sequence[float], blend: Sequence[float], repeats: int = 10,
+                    sigma: float | None = None, lapse: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """Psychometric curves of one metric on three kinds of constructed trials
+    with known answers (column ``trial``):
+
+    - ``noise``: target in pixel noise at each SNR vs another class's target
+      (correct: the target at every level);
+    - ``blend-other``: target blended with another class's target;
+    - ``blend-noise``: target blended with uniform noise, the noise image as
+      the other option (catches metrics that follow noise texture, the bias
+      of IRIs from noise seeds).
+
+    For blends the target is the right answer below a weight of 0.5."""
+    others = other_class_images(targets, labels, seed).repeat(repeats, 1, 1, 1)
+    many = targets.repeat(repeats, 1, 1, 1)
+    noise_img = torch.rand(many.shape, generator=torch.Generator().manual_seed(seed), dtype=many.dtype)
+    levels = [noise_level(targets, s) for s in snr_db]
+    parts = [psychometric_curve(many, metric, kind="noise", levels=levels, other_images=others,
+                                sigma=sigma, lapse=lapse, seed=seed).assign(trial="noise"),
+             psychometric_curve(many, metric, kind="blend", levels=blend, other_images=others,
+                                sigma=sigma, lapse=lapse).assign(trial="blend-other"),
+             psychometric_curve(many, metric, kind="blend", levels=blend, other_images=noise_img,
+                                sigma=sigma, lapse=lapse).assign(trial="blend-noise")]
+    return pd.concat(parts, ignore_index=True)

@@ -329,3 +329,30 @@ def load_responses(path: str | os.PathLike, trials: pd.DataFrame) -> pd.DataFram
     out["correct"] = out["response"].to_numpy() == t.loc[out["trial_id"], "correct"].to_numpy()
     out["observer"] = "real"
     return as_responses(out)
+
+
+def load_response_files(paths: Iterable[str | os.PathLike], trials: pd.DataFrame) -> pd.DataFrame:
+    """``load_responses`` of each file, concatenated (the response schema,
+    empty without files). A participant who answered the same trial in two
+    files is an error naming both; so is a file listed twice."""
+    parts, seen = [], {}
+    for path in paths:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise ResponseError(f"{path}: listed twice (also as {seen[key]}); expected each file once")
+        seen[key] = path
+        r = load_responses(path, trials)
+        r["_file"] = str(path)
+        parts.append(r)
+    if not parts:
+        return as_responses(pd.DataFrame({c: pd.Series(dtype=t) for c, t in RESPONSE_DTYPES.items()}))
+    out = pd.concat(parts, ignore_index=True)
+    dup = out.duplicated(["participant", "trial_id"], keep=False)
+    if dup.any():
+        files = out.loc[dup].groupby(["participant", "trial_id"], sort=False)["_file"].unique()
+        clashes = files[files.map(len) > 1]
+        (participant, trial_id), names = next(iter(clashes.items()))
+        raise ResponseError(f"{names[1]}: participant {participant!r} answered trial {trial_id!r} in "
+                            f"{names[0]} too ({len(clashes)} such answers in all); expected each "
+                            "participant's answers in one file (or distinct participant codes)")
+    return as_responses(out)

@@ -1,0 +1,31 @@
+"""Rule export_survey: the trials of every IRI set as a self-contained
+browser survey (jsPsych) in one folder; see iriflow.survey."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from iriflow.runtime import RuleContext
+from iriflow.survey import SurveyError, export_survey
+
+ctx = RuleContext(snakemake)
+# .../iris/<dataset>/<model>/<layer>/<loss>/<seed_type>/iris.pt: the set id is the last five folders
+sets = {"/".join(Path(p).parent.parts[-5:]): p for p in snakemake.input.iris}
+trials = pd.concat([pd.read_csv(p, keep_default_na=False) for p in snakemake.input.trials], ignore_index=True)
+
+
+def load_set(set_id):
+    if set_id not in sets:
+        raise SurveyError(f"trials of IRI set {set_id!r}, which is not among the rule's iris.pt inputs")
+    saved = torch.load(sets[set_id], weights_only=False)
+    return {k: saved[f"{k}s"].numpy() for k in ("iri", "target", "seed")}
+
+
+try:
+    export_survey(trials, load_set, snakemake.output.survey, snakemake.params.survey,
+                  package_dir=Path(snakemake.input.package).parent, log=ctx.log)
+except SurveyError as err:
+    ctx.log.error("cannot export the survey: %s", err)
+    sys.exit(1)
+ctx.log.info("done in %.1f s", ctx.elapsed)
