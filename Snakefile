@@ -12,12 +12,16 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/iri.smk"
 include: "rules/judgments.smk"
 include: "rules/survey.smk"
+include: "rules/analysis.smk"
 
 
 rule all:
@@ -27,3 +31,10 @@ rule all:
         rules.models_table.output.table,
         rules.iri_summary.output.summary,
         rules.score_alignment.output.alignment,
+        rules.figures.input,
+
+
+# The HTML report (figures, tables and statistics with their captions), once
+# every file it shows exists: rules/analysis.smk, analysis.report.
+onsuccess:
+    write_report()

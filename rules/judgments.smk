@@ -73,7 +73,7 @@ rule score_alignment:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     conda:
-        "../envs/analysis.yaml"
+        "../envs/torch.yaml"  # iriflow.judgments computes distances with torch
     script:
         "../scripts/score_alignment.py"
 

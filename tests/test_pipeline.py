@@ -24,7 +24,10 @@ TINY = {
     },
     "iris": {"losses": ["regfree", "adversarial"], "seed_types": ["other-image"], "steps": 30,
              "step_size": 0.5, "step_schedule": "cosine", "threshold": 0.5, "log_every": 10},
-    "judgments": {"observers": {"validation": {"metrics": ["gmsd"], "repeats": 2}}},
+    # 4 targets are too few for fsim to pass 75% at the default's -5 dB anchor
+    "judgments": {"observers": {"simulated": [{"metric": "ssim"},
+                                              {"metric": "fsim", "calibration": {"snr_db": 0.0}}],
+                                "validation": {"metrics": ["gmsd"], "repeats": 5}}},
 }
 
 
@@ -84,7 +87,7 @@ def test_simulated_judgments_and_alignment_table(tiny_run):
     assert list(responses.columns) == ["participant", "set_id", "trial_id", "response", "correct", "rt_ms",
                                        "observer"]
     assert set(trials["set_id"]) == set(responses["set_id"]) and len(set(trials["set_id"])) == 2
-    # the default observers: simulated:ssim and simulated:fsim, 20 participants each
+    # two observer populations, 20 participants each (the default n_participants)
     assert responses.groupby("observer")["participant"].nunique().to_dict() == {"simulated:fsim": 20,
                                                                                 "simulated:ssim": 20}
     calibration = read_json(work / "results/judgments/observers/mnist5k/calibration.json")

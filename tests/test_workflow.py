@@ -43,6 +43,13 @@ def test_dry_run_default_config(tmp_path):
     assert counts["generate_iris"] == 48 and counts["iri_summary"] == 1
     assert counts["simulate_judgments"] == 8 and counts["score_alignment"] == 1
     assert counts["calibrate_observers"] == 1  # one per dataset
+    # analysis: the first SimCLR snapshot of each of the 4 SimCLR models (epoch 2 of 4; the last
+    # snapshot is the final network, whose IRIs the IRI stage made), one job per table and figure
+    assert counts["checkpoint_iris"] == 4 and counts["checkpoint_judgments"] == 1
+    for rule in ("proxy_scores", "model_scores", "statistics", "alignment_table", "proxy_table",
+                 "figure_iri_grids", "figure_alignment", "figure_adversarial", "figure_checkpoints",
+                 "figure_accuracy", "figure_proxies"):
+        assert counts[rule] == 1, rule
     assert counts["all"] == 1
 
 
@@ -53,10 +60,12 @@ def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     assert counts["train_model"] == 84 and counts["evaluate_model"] == 84
     assert counts["generate_iris"] == 84 * 6 * 6 and counts["simulate_judgments"] == 84
     assert counts["calibrate_observers"] == 2
+    # 12 SimCLR models x 20 snapshots (every 50 of 1000 epochs), the last one reused
+    assert counts["checkpoint_iris"] == 12 * 19 and counts["statistics"] == 1
     assert "results/data/cifar100/dataset.npz" in proc.stdout
     jobs = planned_jobs(proc.stdout)
     gpu_rules = {j["rule"] for j in jobs if "gpu=1" in j.get("resources", "")}
-    assert gpu_rules == {"train_model", "evaluate_model", "generate_iris"}
+    assert gpu_rules == {"train_model", "evaluate_model", "generate_iris", "checkpoint_iris", "proxy_scores"}
     train = [j for j in jobs if j["rule"] == "train_model"]
     assert len(train) == 84 and all("gpu=1" in j["resources"] for j in train)
     assert all("mem_mb=32000" in j["resources"] for j in train)

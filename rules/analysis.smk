@@ -1,0 +1,373 @@
+# Stage 5: scores -> the paper's claims (statistics and a plain-text summary),
+# human-free proxies, tables and figures, each with a caption in the report
+# (snakemake --report results/report.html; made after every successful run).
+include: "analysis_common.smk"
+
+
+wildcard_constraints:
+    epoch=r"\d{4}",
+
+
+# --- SimCLR checkpoints: IRIs of every training snapshot, judged -------------------
+
+
+rule checkpoint_iris:
+    input:
+        data=f"{R}/data/{{dataset}}/dataset.npz",
+        targets=f"{R}/targets/{{dataset}}/targets.npz",
+        snapshots=f"{R}/models/{{dataset}}/{{model}}/snapshots",
+        info=f"{R}/models/{{dataset}}/{{model}}/model.json",
+    output:
+        iris=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.pt",
+        table=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.csv",
+        grid=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/grid.png",
+        provenance=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/provenance.json",
+    wildcard_constraints:
+        model=GRID_NAMES,
+    params:
+        settings=checkpoint_iri_settings(),
+        checkpoints=CKPT,
+    log:
+        f"{R}/logs/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.tsv"
+    threads: config["iris"]["resources"]["threads"]
+    resources:
+        gpu=config["iris"]["resources"]["gpu"],
+        mem_mb=by_attempt(config["iris"]["resources"]["mem_mb"]),
+        runtime=by_attempt(config["iris"]["resources"]["runtime"]),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/checkpoint_iris.py"
+
+
+rule checkpoint_judgments:
+    input:
+        iris=[s[2] for s in CHECKPOINT_SERIES],
+        calibration=sorted({f"{R}/judgments/observers/{s[0].split('/')[0]}/calibration.json" for s in CHECKPOINT_SERIES}),
+    output:
+        trials=f"{R}/analysis/checkpoints/trials.csv",
+        responses=f"{R}/analysis/checkpoints/responses.csv",
+        proxy=f"{R}/analysis/checkpoints/proxy_2afc.csv",
+    params:
+        sets=[s[3] for s in CHECKPOINT_SERIES],
+        judgments=config["judgments"],
+        proxy_metrics=ANALYSIS["proxy"]["metrics"],
+        min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
+    log:
+        f"{R}/logs/analysis/checkpoint_judgments.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/checkpoint_judgments.tsv"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/checkpoint_judgments.py"
+
+
+# --- proxies and scores --------------------------------------------------------------
+
+
+rule proxy_scores:
+    input:
+        iris=iri_outputs("iris.pt"),
+        trials=JUDGMENT_TABLES["trials"],
+        models=expand(f"{R}/models/{{model_id}}/model.pt", model_id=ALL_MODEL_IDS),
+        infos=expand(f"{R}/models/{{model_id}}/model.json", model_id=ALL_MODEL_IDS),
+    output:
+        proxy=f"{R}/analysis/proxies/proxy_2afc.csv",
+        stir=f"{R}/analysis/proxies/stir.csv",
+    params:
+        metrics=ANALYSIS["proxy"]["metrics"],
+        stir=ANALYSIS["stir"],
+        device=config["device"],
+    log:
+        f"{R}/logs/analysis/proxy_scores.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/proxy_scores.tsv"
+    threads: 1
+    resources:
+        gpu=config["iris"]["resources"]["gpu"],
+        mem_mb=by_attempt(config["iris"]["resources"]["mem_mb"]),
+        runtime=by_attempt(config["iris"]["resources"]["runtime"]),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/proxy_scores.py"
+
+
+# torch env: the crossed bootstrap is iriflow.judgments', which imports torch
+rule model_scores:
+    input:
+        **JUDGMENT_TABLES,
+        **CHECKPOINT_TABLES,
+    output:
+        models=f"{R}/analysis/scores/models.csv",
+        checkpoints=f"{R}/analysis/scores/checkpoints.csv",
+    params:
+        models=config["models"],
+        bootstrap=ANALYSIS["bootstrap"],
+    log:
+        f"{R}/logs/analysis/model_scores.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/model_scores.tsv"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/model_scores.py"
+
+
+rule statistics:
+    input:
+        **JUDGMENT_TABLES,
+        **CHECKPOINT_TABLES,
+        checkpoint_scores=rules.model_scores.output.checkpoints,
+        proxy=rules.proxy_scores.output.proxy,
+        stir=rules.proxy_scores.output.stir,
+    output:
+        tests=report(f"{STATS}/tests.csv", caption="../report/tests.rst", category="Findings"),
+        contrasts=report(f"{STATS}/contrasts.csv", caption="../report/contrasts.rst", category="Findings"),
+        coefficients=f"{STATS}/coefficients.csv",
+        agreement=report(f"{STATS}/agreement.csv", caption="../report/agreement.rst", category="Findings"),
+        findings=report(f"{STATS}/findings.csv", caption="../report/findings.rst", category="Findings"),
+        summary=f"{R}/analysis/summary.txt",
+        summary_html=report(f"{R}/analysis/summary.html", caption="../report/summary.rst", category="Findings"),
+    params:
+        analysis=ANALYSIS,
+        models=config["models"],
+        iris={k: config["iris"][k] for k in ("losses", "seed_types", "loss_defs", "layers")},
+        observers=OBSERVERS,
+    log:
+        f"{R}/logs/analysis/statistics.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/statistics.tsv"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/findings.py"
+
+
+# --- tables ---------------------------------------------------------------------------
+
+
+rule alignment_table:
+    input:
+        scores=rules.model_scores.output.models,
+    output:
+        csv=report(f"{TABLES}/alignment.csv", caption="../report/alignment_table.rst", category="Tables"),
+        markdown=f"{TABLES}/alignment.md",
+        latex=f"{TABLES}/alignment.tex",
+        html=report(f"{TABLES}/alignment.html", caption="../report/alignment_table.rst", category="Tables"),
+    params:
+        primary=ANALYSIS["primary"],
+        levels=LEVELS,
+        observers=OBSERVERS,
+    log:
+        f"{R}/logs/analysis/alignment_table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/alignment_table.py"
+
+
+rule proxy_table:
+    input:
+        proxy=rules.proxy_scores.output.proxy,
+        stir=rules.proxy_scores.output.stir,
+    output:
+        csv=report(f"{TABLES}/proxies.csv", caption="../report/proxy_table.rst", category="Tables"),
+        markdown=f"{TABLES}/proxies.md",
+        html=report(f"{TABLES}/proxies.html", caption="../report/proxy_table.rst", category="Tables"),
+    params:
+        levels=LEVELS,
+        models=config["models"],
+    log:
+        f"{R}/logs/analysis/proxy_table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/proxy_table.py"
+
+
+# --- figures: one rule each, PDF and PNG (the PNG goes into the report) --------------
+
+
+rule figure_iri_grids:
+    input:
+        iris=[f"{R}/iris/{m}/{config['iris']['layers'][0]}/{loss}/{EXAMPLE_SEED_TYPE}/iris.pt"
+              for loss in config["iris"]["losses"] for m in EXAMPLE_MODELS],
+    output:
+        png=report(f"{FIG}/iri_grids.png", caption="../report/iri_grids.rst", category="Figures"),
+        pdf=f"{FIG}/iri_grids.pdf",
+    params:
+        models=EXAMPLE_MODELS,
+        losses=config["iris"]["losses"],
+        n=ANALYSIS["examples"]["n"],
+        seed_type=EXAMPLE_SEED_TYPE,
+    log:
+        f"{R}/logs/figures/iri_grids.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/figure_iri_grids.py"
+
+
+rule figure_alignment:
+    input:
+        scores=rules.model_scores.output.models,
+    output:
+        png=report(f"{FIG}/alignment.png", caption="../report/alignment.rst", category="Figures"),
+        pdf=f"{FIG}/alignment.pdf",
+    params:
+        primary=ANALYSIS["primary"],
+        levels=LEVELS,
+    log:
+        f"{R}/logs/figures/alignment.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/figure_alignment.py"
+
+
+rule figure_adversarial:
+    input:
+        scores=rules.model_scores.output.models,
+    output:
+        png=report(f"{FIG}/alignment_adversarial.png", caption="../report/alignment_adversarial.rst",
+                   category="Figures"),
+        pdf=f"{FIG}/alignment_adversarial.pdf",
+    params:
+        losses=[l for l in config["iris"]["losses"] if config["iris"]["loss_defs"][l]["kind"] == "adversarial"],
+        levels=LEVELS,
+    log:
+        f"{R}/logs/figures/alignment_adversarial.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/figure_adversarial.py"
+
+
+rule figure_checkpoints:
+    input:
+        scores=rules.model_scores.output.checkpoints,
+    output:
+        png=report(f"{FIG}/simclr_checkpoints.png", caption="../report/simclr_checkpoints.rst", category="Figures"),
+        pdf=f"{FIG}/simclr_checkpoints.pdf",
+    params:
+        primary=ANALYSIS["primary"],
+        checkpoints=CKPT,
+        levels=LEVELS,
+    log:
+        f"{R}/logs/figures/simclr_checkpoints.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/figure_checkpoints.py"
+
+
+rule figure_accuracy:
+    input:
+        models=rules.models_table.output.table,
+    output:
+        png=report(f"{FIG}/accuracy.png", caption="../report/accuracy.rst", category="Figures"),
+        pdf=f"{FIG}/accuracy.pdf",
+    params:
+        attacks=config["models"]["eval"]["attacks"],
+        levels=LEVELS,
+        models=config["models"],
+    log:
+        f"{R}/logs/figures/accuracy.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/figure_accuracy.py"
+
+
+rule figure_proxies:
+    input:
+        alignment=rules.score_alignment.output.alignment,
+        proxy=rules.proxy_scores.output.proxy,
+        stir=rules.proxy_scores.output.stir,
+    output:
+        png=report(f"{FIG}/proxy_vs_observer.png", caption="../report/proxy_vs_observer.rst", category="Figures"),
+        pdf=f"{FIG}/proxy_vs_observer.pdf",
+    params:
+        primary=ANALYSIS["primary"],
+        levels=LEVELS,
+    log:
+        f"{R}/logs/figures/proxy_vs_observer.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/figure_proxies.py"
+
+
+FIGURES = [
+    rules.figure_iri_grids.output.png,
+    rules.figure_alignment.output.png,
+    rules.figure_adversarial.output.png,
+    rules.figure_checkpoints.output.png,
+    rules.figure_accuracy.output.png,
+    rules.figure_proxies.output.png,
+]
+ANALYSIS_OUTPUTS = [
+    rules.statistics.output.summary,
+    rules.alignment_table.output.csv,
+    rules.proxy_table.output.csv,
+]
+
+rule analysis:
+    input:
+        ANALYSIS_OUTPUTS,
+
+
+rule figures:
+    input:
+        FIGURES,
+        [f.replace(".png", ".pdf") for f in FIGURES],
+        ANALYSIS_OUTPUTS,
+
