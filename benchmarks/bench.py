@@ -1,0 +1,179 @@
+"""Speed of the workflow's hot loops, as ratios measured in one run on one
+machine (issue 8). Not part of the tests: run it by hand
+
+    ./run python benchmarks/bench.py [--quick] [--out results/benchmarks/harness]
+
+and it prints one table and writes <out>.csv and <out>.json. Each ratio has
+the target it is judged against; wall-clock numbers are only comparable
+within one run on one machine (the device is in the output).
+
+1. IRI step / bare forward+backward of the same representation on the same batch
+2. batched IRI generation (all targets at once) / a per-image loop, as a speed-up
+3. PGD-k adversarial training step / standard training step, against 1.15 (k+1)
+4. `snakemake -n` on the paper config: jobs planned and seconds
+5. the default run's wall time per stage, from Snakemake's benchmark files of
+   the last run under results/benchmarks (run ./run workflow first)
+6. training and IRI throughput (images/s) per architecture, default and paper widths
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from iriflow.archs import build_model  # noqa: E402
+from iriflow.device import describe, select_device  # noqa: E402
+from iriflow.iri import generate  # noqa: E402
+from iriflow.losses import ce_attack_loss  # noqa: E402
+from iriflow.optim import pgd  # noqa: E402
+from iriflow.represent import representation  # noqa: E402
+
+# (name, channels, size, width, stem_stride): the default config's models and the paper's
+SCALES = {"default": (1, 28, 0.25, 2), "paper": (3, 32, 1.0, 1)}
+
+
+def timeit(fn, repeats: int, warmup: int = 1) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def model_at(arch: str, scale: str, device) -> torch.nn.Module:
+    c, _, width, stride = SCALES[scale]
+    torch.manual_seed(0)
+    return build_model(arch, 10, c, [0.5] * c, [0.25] * c, width=width, stem_stride=stride).to(device).eval()
+
+
+def batch(scale: str, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    c, s, _, _ = SCALES[scale]
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, c, s, s, generator=g).to(device), torch.arange(n).remainder(10).to(device)
+
+
+def iri_ratios(arch: str, scale: str, n: int, steps: int, device, repeats: int) -> dict:
+    model = model_at(arch, scale, device)
+    rep = representation(model)
+    targets, _ = batch(scale, n, device)
+    seeds = torch.rand(targets.shape, generator=torch.Generator().manual_seed(2)).to(device)
+
+    with torch.no_grad():
+        target_rep = rep(targets)
+
+    def fwd_bwd():  # what one IRI step cannot avoid: r(x) and its gradient
+        x = seeds.clone().requires_grad_(True)
+        (rep(x) - target_rep).pow(2).sum().backward()
+
+    def run(t, s):
+        return generate(rep, t, s, {"kind": "regfree"}, steps=steps, step_size=1.0, log_every=10 ** 9)
+
+    bare = timeit(fwd_bwd, repeats)
+    batched = timeit(lambda: run(targets, seeds), repeats)
+    looped = timeit(lambda: [run(targets[i:i + 1], seeds[i:i + 1]) for i in range(n)], 1, warmup=0)
+    return {"iri_step_s": batched / steps, "bare_fwd_bwd_s": bare, "iri_step_over_fwd_bwd": batched / steps / bare,
+            "batched_speedup": looped / batched, "iri_images_per_s": n * steps / batched}
+
+
+def train_ratios(arch: str, scale: str, n: int, k: int, device, repeats: int) -> dict:
+    model = model_at(arch, scale, device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = batch(scale, n, device)
+    attack = {"norm": "l2", "eps": 1.0, "steps": k, "step_size": 0.5, "random_start": True}
+    gen = torch.Generator().manual_seed(3)
+
+    def step(adv: bool):
+        xb = x
+        if adv:
+            model.eval()
+            xb = pgd(ce_attack_loss(model, y), x, attack, generator=gen, evaluate_last=False).x
+            model.train()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xb), y).backward()
+        opt.step()
+
+    std = timeit(lambda: step(False), repeats)
+    adv = timeit(lambda: step(True), repeats)
+    return {"train_step_s": std, "pgd_step_s": adv, "pgd_over_standard": adv / std, "pgd_k": k,
+            "train_images_per_s": n / std}
+
+
+def dry_run() -> dict:
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile",
+                           str(ROOT / "config/paper.yaml"), "-d", "/tmp/iriflow-bench-dry"],
+                          cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    m = re.search(r"^total\s+(\d+)", proc.stdout + proc.stderr, re.M)
+    return {"paper_dry_run_s": seconds, "paper_jobs": int(m.group(1)) if m else None, "rc": proc.returncode}
+
+
+def stage_shares(root: Path = ROOT / "results/benchmarks") -> dict:
+    """Seconds per stage (the folder under results/benchmarks) summed over jobs."""
+    per = {}
+    for f in root.rglob("*.tsv"):
+        rows = list(csv.DictReader(f.open(), delimiter="\t"))
+        if rows:
+            stage = f.relative_to(root).parts[0]
+            per[stage] = per.get(stage, 0.0) + float(rows[-1]["s"])
+    total = sum(per.values())
+    return {stage: {"job_seconds": round(s, 1), "share": round(s / total, 3)} for stage, s in sorted(per.items())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and steps (a smoke run)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--archs", default="resnet18,vgg16bn,densenet121,inceptionv3")
+    ap.add_argument("--out", default=str(ROOT / "results/benchmarks/harness"))
+    args = ap.parse_args()
+    device = select_device(args.device)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    repeats, steps, n = (2, 5, 8) if args.quick else (5, 20, 40)
+    rows = []
+    for scale in SCALES:
+        for arch in args.archs.split(","):
+            r = {"arch": arch, "scale": scale, "batch": n}
+            r.update(iri_ratios(arch, scale, n, steps, device, repeats))
+            r.update(train_ratios(arch, scale, 128 if not args.quick else 16, 2, device, repeats))
+            rows.append(r)
+            print(f"{scale:8s} {arch:12s} IRI step/fwd+bwd {r['iri_step_over_fwd_bwd']:5.2f} (<= 1.2)  "
+                  f"batched speed-up {r['batched_speedup']:6.1f}x (>= 10)  "
+                  f"PGD-{r['pgd_k']}/standard {r['pgd_over_standard']:5.2f} (<= {1.15 * (r['pgd_k'] + 1):.2f})  "
+                  f"train {r['train_images_per_s']:8.0f} img/s  IRI {r['iri_images_per_s']:8.0f} img/s", flush=True)
+    summary = {"device": describe(device), "threads": torch.get_num_threads(), "quick": args.quick,
+               "dry_run": dry_run(), "stages": stage_shares(), "rows": rows}
+    print(f"snakemake -n, paper config: {summary['dry_run']['paper_jobs']} jobs in "
+          f"{summary['dry_run']['paper_dry_run_s']:.1f} s (target <= 10 s)")
+    for stage, s in summary["stages"].items():
+        print(f"default run, stage {stage:10s} {s['job_seconds']:8.1f} job-s  {100 * s['share']:5.1f}%")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
