@@ -4,21 +4,19 @@ constructed trials with known answers (the dataset's targets)."""
 import sys
 
 import pandas as pd
-import torch
 
 from iriflow.config import observer_name
-from iriflow.figures import psychometric_figure, save_figure
-from iriflow.io import atomic_path, load_npz, write_json
+from iriflow.plots import psychometric_figure, save_figure
+from iriflow.io import atomic_path, write_json
 from iriflow.judgments import calibrate_sigma, other_class_images, validate_metric
 from iriflow.runtime import RuleContext
+from iriflow.targets import load_targets
 
 ctx = RuleContext(snakemake)
 observers = snakemake.params.observers
 val = snakemake.params.validation
 seed = snakemake.params.seed
-tg = load_npz(snakemake.input.targets)
-targets = torch.from_numpy(tg["images"]).float().div(255)
-labels = tg["label"]
+targets, labels, _ = load_targets(snakemake.input.targets)
 others = other_class_images(targets, labels, seed)
 
 calibration, curves = {}, []

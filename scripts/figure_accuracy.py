@@ -2,8 +2,7 @@
 import pandas as pd
 
 from iriflow.analysis import model_factors
-from iriflow.figures import save_figure
-from iriflow.plots import accuracy_figure
+from iriflow.plots import accuracy_figure, save_figure
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)

@@ -2,8 +2,7 @@
 IRI loss, for every measure and observer kind."""
 import pandas as pd
 
-from iriflow.figures import save_figure
-from iriflow.plots import adversarial_figure
+from iriflow.plots import adversarial_figure, save_figure
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)

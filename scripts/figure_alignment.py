@@ -2,8 +2,7 @@
 variant and architecture, one panel per IRI loss and observer kind."""
 import pandas as pd
 
-from iriflow.figures import save_figure
-from iriflow.plots import alignment_figure
+from iriflow.plots import alignment_figure, save_figure
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)

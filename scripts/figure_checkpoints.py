@@ -2,8 +2,7 @@
 training epochs, plain vs adversarial views."""
 import pandas as pd
 
-from iriflow.figures import save_figure
-from iriflow.plots import checkpoint_figure
+from iriflow.plots import checkpoint_figure, save_figure
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)

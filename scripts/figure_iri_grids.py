@@ -2,8 +2,7 @@
 trained model under every IRI loss, with their seeds and targets."""
 import torch
 
-from iriflow.figures import save_figure
-from iriflow.plots import iri_grid_figure
+from iriflow.plots import iri_grid_figure, save_figure
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)

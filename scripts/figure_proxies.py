@@ -2,8 +2,7 @@
 proxy (same alternative) and against STIR."""
 import pandas as pd
 
-from iriflow.figures import save_figure
-from iriflow.plots import proxy_data, proxy_figure
+from iriflow.plots import proxy_data, proxy_figure, save_figure
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)

@@ -14,15 +14,21 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
 from .augment import affine_resample, gaussian_blur
+from .datasets import load_prepared
+from .io import atomic_path, torch_save
 from .losses import relative_distance
 from .metrics import get_metric
 from .optim import optimize
 from .registry import Registry
-from .represent import Representation
+from .represent import Representation, representation
+from .targets import load_targets
+from .viz import image_grid, save_png
 
 SEEDS = Registry("seed type")
 IRI_LOSSES = Registry("IRI loss")
@@ -231,3 +237,60 @@ def pool_without(x: Tensor, y: Tensor, exclude: Tensor) -> tuple[Tensor, Tensor]
     keep = torch.ones(len(x), dtype=torch.bool)
     keep[exclude] = False
     return x[keep], y[keep]
+
+
+# --- one job of the workflow (rules generate_iris and checkpoint_iris) ---------
+
+@dataclass
+class JobInputs:
+    targets: Tensor        # [N,C,H,W] in [0,1]
+    labels: Tensor         # [N]
+    index: np.ndarray      # the targets' indices in the test split
+    seeds: Tensor          # [N,C,H,W]
+
+
+def job_inputs(data_path, targets_path, seed_type: str, seed: int) -> JobInputs:
+    """The targets and the seeds of one seed type; the seeds depend only on
+    (seed, seed type), so every model of a dataset starts from the same ones.
+    Other-image seeds are drawn from the test split without the targets."""
+    targets, labels, index = load_targets(targets_path)
+    test_x, test_y = load_prepared(data_path).tensors("test")
+    pool_x, pool_y = pool_without(test_x, test_y, torch.from_numpy(index))
+    seeds = make_seeds(seed_type, SeedContext(targets, labels, pool_x, pool_y, seed_generator(seed, seed_type)))
+    return JobInputs(targets, labels, index, seeds)
+
+
+def run_job(model: torch.nn.Module, layer: str, inputs: JobInputs, s: Mapping[str, Any], device,
+            on_log: Callable[[int, float], None] | None = None) -> IRIResult:
+    """IRIs of ``model`` at ``layer`` with the IRI settings ``s``
+    (iriflow.config.iri_settings) on ``device``; results on the CPU."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    result = generate(representation(model, layer, fake_relu=True), inputs.targets.to(device),
+                      inputs.seeds.to(device), s["loss_spec"], steps=s["steps"], step_size=s["step_size"],
+                      optimizer=s["optimizer"], schedule=s["step_schedule"], keep_best=s["keep_best"],
+                      threshold=s["threshold"], metric=s["metric"], seed=s["seed"], log_every=s["log_every"],
+                      on_log=on_log)
+    return IRIResult(result.iris.cpu(), result.rel_dist.cpu(), result.loss.cpu(), result.converged.cpu(),
+                     result.history)
+
+
+def save_job(inputs: JobInputs, result: IRIResult, s: Mapping[str, Any], *, iris, table, grid,
+             curve=None, **extra: Any) -> None:
+    """A job's outputs: ``iris`` (torch: images, seeds, targets, results and
+    ``extra``), ``table`` (CSV per IRI), ``grid`` (PNG rows seed | IRI |
+    target) and, if given, ``curve`` (CSV of the mean loss per logged step)."""
+    torch_save(iris, {"iris": result.iris, "seeds": inputs.seeds, "targets": inputs.targets,
+                      "target_index": inputs.index, "target_label": inputs.labels, "rel_dist": result.rel_dist,
+                      "loss": result.loss, "converged": result.converged, "metric": s["metric"],
+                      "loss_spec": s["loss_spec"], **extra})
+    with atomic_path(table) as tmp:
+        pd.DataFrame({"target": np.arange(len(result.rel_dist)), "target_index": inputs.index,
+                      "label": inputs.labels.numpy(), "rel_dist": result.rel_dist.numpy(),
+                      "loss": result.loss.numpy(), "converged": result.converged.numpy(),
+                      }).to_csv(tmp, index=False, float_format="%.6g")
+    if curve is not None:
+        with atomic_path(curve) as tmp:
+            pd.DataFrame(result.history, columns=["step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
+    save_png(grid, image_grid(torch.cat([inputs.seeds, result.iris, inputs.targets]), ncol=len(result.iris),
+                              scale=2, row_labels=["seed", "IRI", "target"]))

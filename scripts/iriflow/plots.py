@@ -1,9 +1,9 @@
 """Figures of the analysis stage (matplotlib + seaborn). Each function takes
-tidy tables and returns a Figure; iriflow.figures.save_figure writes it as
-PNG or PDF. The data each figure shows is selected by a separate function
+tidy tables and returns a Figure; ``save_figure`` writes it as PNG or PDF. The data each figure shows is selected by a separate function
 (``*_data``) that the tests check."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from .analysis import MEASURE_LABELS  # noqa: E402
+from .io import atomic_path  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 SHORT_MEASURES = {"2afc:other-target": "2AFC: target vs other class's target", "2afc:seed": "2AFC: target vs seed",
@@ -56,6 +57,52 @@ def _legend_below(fig: plt.Figure, handles, labels, ncol: int | None = None, tit
                bbox_to_anchor=(0.5, 0.0), title=title)
 
 
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """Save ``fig`` to ``path`` (format from the suffix) atomically, with
+    fixed metadata so that the same figure gives the same bytes."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".")
+    metadata = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+
+
+def psychometric_figure(curves: pd.DataFrame) -> plt.Figure:
+    """One panel per constructed trial kind (iriflow.judgments.validate_metric):
+    the share of trials on which each metric's distance prefers the target
+    (solid), and each calibrated observer's expected choice rate (dashed)."""
+    kinds = [k for k in ("noise", "blend-other", "blend-noise") if k in set(curves["trial"])]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), squeeze=False)
+    palette = dict(zip(sorted(curves["metric"].unique()), sns.color_palette("tab10")))
+    for ax, kind in zip(axes[0], kinds):
+        c = curves.loc[curves["trial"] == kind].copy()
+        x = "snr_db" if kind == "noise" else "level"
+        metric_curves = c.drop_duplicates(["metric", x])
+        sns.lineplot(data=metric_curves, x=x, y="p_target", hue="metric", palette=palette, marker="o",
+                     ax=ax, legend=ax is axes[0][0])
+        for observer, o in c.loc[c["observer"] != ""].groupby("observer"):
+            ax.plot(o[x], o["p_target_model"], ls="--", color=palette[o["metric"].iloc[0]], label=observer)
+        ax.axhline(0.5, color="grey", lw=0.8)
+        if kind != "noise":
+            ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel({"noise": "SNR (dB), target in pixel noise",
+                       "blend-other": "weight of another class's target",
+                       "blend-noise": "weight of a noise image"}[kind])
+        ax.set_ylabel("P(target chosen)")
+        ax.set_title(kind)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        h, lab = ax.get_legend_handles_labels()
+        handles += [hh for hh, ll in zip(h, lab) if ll not in labels]
+        labels += [ll for ll in lab if ll not in labels]
+    if axes[0][0].get_legend():
+        axes[0][0].get_legend().remove()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # --- alignment per model ------------------------------------------------------------
 
 def alignment_data(scores: pd.DataFrame, measure: str, losses: Sequence[str] | None = None) -> pd.DataFrame:
@@ -85,79 +132,65 @@ def _dodged_points(ax, d: pd.DataFrame, x_order: Sequence[str], hue: str, hue_or
     ax.set_xlim(-0.6, len(x_order) - 0.4)
 
 
-def alignment_figure(scores: pd.DataFrame, measure: str, levels: Mapping[str, Sequence[str]],
-                     losses: Sequence[str] | None = None, title: str | None = None) -> plt.Figure:
-    """Alignment (% correct, 95% CI) of every model, grouped by training
-    variant (objective-augmentation) on the x axis and architecture by
-    colour; one column per IRI loss, one row per observer kind."""
-    d = alignment_data(scores, measure, losses)
-    if d.empty:
-        return message_figure(title or "Alignment", f"no scores for measure {measure}")
+def _model_panels(d: pd.DataFrame, column: str, columns: Sequence[str], column_title,
+                  levels: Mapping[str, Sequence[str]], title: str, pool: bool = False) -> plt.Figure:
+    """Alignment (% correct, 95% CI) of every model: training variant on the
+    x axis, architecture by colour; one column per value of ``column``, one
+    row per observer kind. ``d`` has pct, lo, hi and chance_pct; ``pool``
+    averages the rows of a variant and architecture within a panel."""
     _theme()
-    loss_order = _order(d["loss"], levels.get("loss", []))
     observers = _order(d["observer"], levels.get("observer", ["real"]))
     variants = _order(d["variant"], levels.get("variant", []))
     archs = _order(d["arch"], levels.get("arch", []))
     palette = dict(zip(archs, sns.color_palette("colorblind", len(archs))))
-    width, height = 1.0 + max(2.8, 0.75 * len(variants) + 0.6) * len(loss_order), 1.6 + 2.9 * len(observers)
-    fig, axes = plt.subplots(len(observers), len(loss_order), figsize=(width, height), sharey=True, squeeze=False)
+    width, height = 1.0 + max(2.8, 0.75 * len(variants) + 0.6) * len(columns), 1.6 + 2.9 * len(observers)
+    fig, axes = plt.subplots(len(observers), len(columns), figsize=(width, height), sharey=True, squeeze=False)
     for i, obs in enumerate(observers):
-        for j, loss in enumerate(loss_order):
+        for j, col in enumerate(columns):
             ax = axes[i][j]
-            g = d.loc[(d["observer"] == obs) & (d["loss"] == loss)]
+            g = d.loc[(d["observer"] == obs) & (d[column] == col)]
+            if pool:
+                g = g.groupby(["variant", "arch"], as_index=False)[["pct", "lo", "hi", "chance_pct"]].mean()
             for c in g["chance_pct"].unique():
                 ax.axhline(c, **CHANCE_STYLE)
             _dodged_points(ax, g, variants, "arch", archs, palette)
             ax.set_ylim(-3, 103)
-            ax.set_title(f"IRI loss: {loss}" if i == 0 else "")
+            ax.set_title(column_title(col) if i == 0 else "")
             if j == 0:
                 ax.set_ylabel(f"{obs}\n% correct (95% CI)")
             if i < len(observers) - 1:
                 ax.set_xticklabels([])
     handles = [Line2D([], [], color=palette[a], marker=MARKERS[k % len(MARKERS)], ls="", ms=6)
                for k, a in enumerate(archs)] + [Line2D([], [], **{**CHANCE_STYLE, "zorder": 1})]
-    fig.suptitle(title or f"Alignment per model: {MEASURE_LABELS.get(measure, measure)}", y=0.995)
+    fig.suptitle(title, y=0.995)
     _finish(fig, height, handles, [*archs, "chance"], "training (objective-augmentation)")
     return fig
 
 
+def alignment_figure(scores: pd.DataFrame, measure: str, levels: Mapping[str, Sequence[str]],
+                     losses: Sequence[str] | None = None, title: str | None = None) -> plt.Figure:
+    """Alignment of every model for one measure, one column per IRI loss
+    (the "loss decides the verdict" figure), one row per observer kind."""
+    d = alignment_data(scores, measure, losses)
+    if d.empty:
+        return message_figure(title or "Alignment", f"no scores for measure {measure}")
+    return _model_panels(d, "loss", _order(d["loss"], levels.get("loss", [])), lambda v: f"IRI loss: {v}",
+                         levels, title or f"Alignment per model: {MEASURE_LABELS.get(measure, measure)}")
+
+
 def adversarial_figure(scores: pd.DataFrame, losses: Sequence[str], levels: Mapping[str, Sequence[str]]) -> plt.Figure:
     """Alignment of every model under the adversarial IRI loss(es), every
-    measure (columns) and observer kind (rows)."""
+    measure (columns) and observer kind (rows); several adversarial losses
+    are pooled by their mean."""
     d = scores.loc[scores["loss"].isin(losses)]
     if d.empty:
         return message_figure("Alignment under the adversarial IRI loss",
                               "this run has no IRI loss of kind 'adversarial'")
     d = d.assign(pct=100 * d["prop_correct"], lo=100 * d["ci_lo"], hi=100 * d["ci_hi"],
                  chance_pct=100 * d["chance"])
-    _theme()
     measures = _order(d["measure"], levels.get("measure", list(MEASURE_LABELS)))
-    observers = _order(d["observer"], levels.get("observer", ["real"]))
-    variants = _order(d["variant"], levels.get("variant", []))
-    archs = _order(d["arch"], levels.get("arch", []))
-    palette = dict(zip(archs, sns.color_palette("colorblind", len(archs))))
-    width, height = 1.0 + max(2.8, 0.75 * len(variants) + 0.6) * len(measures), 1.6 + 2.9 * len(observers)
-    fig, axes = plt.subplots(len(observers), len(measures), figsize=(width, height), sharey=True, squeeze=False)
-    for i, obs in enumerate(observers):
-        for j, m in enumerate(measures):
-            ax = axes[i][j]
-            g = d.loc[(d["observer"] == obs) & (d["measure"] == m)]
-            if len(losses) > 1:  # several adversarial losses: pool their rows by mean (rare)
-                g = g.groupby(["variant", "arch"], as_index=False)[["pct", "lo", "hi", "chance_pct"]].mean()
-            for c in g["chance_pct"].unique():
-                ax.axhline(c, **CHANCE_STYLE)
-            _dodged_points(ax, g, variants, "arch", archs, palette)
-            ax.set_ylim(-3, 103)
-            ax.set_title(SHORT_MEASURES.get(m, m) if i == 0 else "")
-            if j == 0:
-                ax.set_ylabel(f"{obs}\n% correct (95% CI)")
-            if i < len(observers) - 1:
-                ax.set_xticklabels([])
-    handles = [Line2D([], [], color=palette[a], marker=MARKERS[k % len(MARKERS)], ls="", ms=6)
-               for k, a in enumerate(archs)] + [Line2D([], [], **{**CHANCE_STYLE, "zorder": 1})]
-    fig.suptitle(f"Alignment under the adversarial IRI loss ({', '.join(losses)})", y=0.995)
-    _finish(fig, height, handles, [*archs, "chance"], "training (objective-augmentation)")
-    return fig
+    return _model_panels(d, "measure", measures, lambda m: SHORT_MEASURES.get(m, m), levels,
+                         f"Alignment under the adversarial IRI loss ({', '.join(losses)})", pool=len(losses) > 1)
 
 
 # --- SimCLR checkpoints ---------------------------------------------------------------

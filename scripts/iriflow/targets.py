@@ -3,8 +3,10 @@ augmentation, shared by every model trained on the dataset."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .datasets import DataError, Prepared
+from .io import load_npz
 
 
 def select_targets(labels: np.ndarray, n: int, num_classes: int, seed: int) -> np.ndarray:
@@ -26,3 +28,9 @@ def select_targets(labels: np.ndarray, n: int, num_classes: int, seed: int) -> n
 def target_arrays(prep: Prepared, n: int, seed: int) -> dict[str, np.ndarray]:
     idx = select_targets(prep.test_y, n, prep.num_classes, seed)
     return {"index": idx, "label": prep.test_y[idx], "images": prep.test_x[idx]}
+
+
+def load_targets(path) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """A targets.npz as (images [N,C,H,W] float in [0,1], labels, test-split indices)."""
+    tg = load_npz(path)
+    return torch.from_numpy(tg["images"]).float().div(255), torch.from_numpy(tg["label"]), tg["index"]
