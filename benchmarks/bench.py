@@ -11,8 +11,10 @@ within one run on one machine (the device is in the output).
 2. batched IRI generation (all targets at once) / a per-image loop, as a speed-up
 3. PGD-k adversarial training step / standard training step, against 1.15 (k+1)
 4. `snakemake -n` on the paper config: jobs planned and seconds
-5. the default run's wall time per stage, from Snakemake's benchmark files of
-   the last run under results/benchmarks (run ./run workflow first)
+5. the default run's job-seconds per stage, from Snakemake's benchmark files of
+   the last run under results/benchmarks (run ./run workflow first); with
+   --end-to-end DIR also the wall time of a whole default run into DIR (about
+   half an hour on 2 CPU cores) and its own per-stage shares
 6. training and IRI throughput (images/s) per architecture, default and paper widths
 """
 from __future__ import annotations
@@ -138,12 +140,28 @@ def stage_shares(root: Path = ROOT / "results/benchmarks") -> dict:
     return {stage: {"job_seconds": round(s, 1), "share": round(s / total, 3)} for stage, s in sorted(per.items())}
 
 
+def end_to_end(work: Path, cores: int) -> dict:
+    """Wall time of the default workflow from scratch into ``work`` (the
+    environment already built), and its per-stage job-seconds."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "-d", str(work)],
+                          cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"the default run into {work} failed:\n{proc.stderr[-3000:]}")
+    m = re.findall(r"(\d+) of \d+ steps \(100%\) done", proc.stdout + proc.stderr)
+    return {"wall_s": round(seconds, 1), "cores": cores, "jobs": int(m[-1]) if m else None,
+            "stages": stage_shares(work / "results/benchmarks")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats and steps (a smoke run)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--archs", default="resnet18,vgg16bn,densenet121,inceptionv3")
     ap.add_argument("--out", default=str(ROOT / "results/benchmarks/harness"))
+    ap.add_argument("--end-to-end", metavar="DIR", help="also time a whole default run into DIR (slow)")
+    ap.add_argument("--cores", type=int, default=2, help="cores for --end-to-end")
     args = ap.parse_args()
     device = select_device(args.device)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -165,6 +183,10 @@ def main() -> None:
           f"{summary['dry_run']['paper_dry_run_s']:.1f} s (target <= 10 s)")
     for stage, s in summary["stages"].items():
         print(f"default run, stage {stage:10s} {s['job_seconds']:8.1f} job-s  {100 * s['share']:5.1f}%")
+    if args.end_to_end:
+        summary["end_to_end"] = e2e = end_to_end(Path(args.end_to_end), args.cores)
+        print(f"default run end to end: {e2e['jobs']} jobs in {e2e['wall_s'] / 60:.1f} min on "
+              f"{e2e['cores']} cores (target <= 5 min)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_suffix(".csv").open("w", newline="") as f:

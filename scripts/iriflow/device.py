@@ -3,8 +3,11 @@ or 'cuda' (an error if asked for and absent)."""
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
+
+from .io import placement
 
 log = logging.getLogger(__name__)
 CHOICES = ("auto", "cpu", "cuda")
@@ -18,7 +21,12 @@ def select_device(preference: str = "auto") -> torch.device:
         raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device "
                            "(set device: auto to fall back to the CPU)")
     device = torch.device("cuda" if preference != "cpu" and has_cuda else "cpu")
-    log.info("device: %s", describe(device))
+    granted = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if granted and not has_cuda:
+        # e.g. a SLURM job given --gpus on a node whose GPU torch cannot use
+        log.warning("the scheduler granted GPU(s) %s but torch sees no CUDA device: running on the CPU",
+                    granted)
+    log.info("device: %s; placement: %s", describe(device), placement())
     return device
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import socket
 import subprocess
 import tempfile
 import zipfile
@@ -122,6 +123,17 @@ def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, 
     return out
 
 
+# Environment variables that say where a job ran and what it was granted.
+PLACEMENT_ENV = {"slurm_job_id": "SLURM_JOB_ID", "slurm_partition": "SLURM_JOB_PARTITION",
+                 "cuda_visible_devices": "CUDA_VISIBLE_DEVICES"}
+
+
+def placement() -> dict[str, str]:
+    """The host, and the scheduler's job id, partition and GPU grant when set."""
+    found = {key: os.environ[var] for key, var in PLACEMENT_ENV.items() if os.environ.get(var)}
+    return {"host": socket.gethostname(), **found}
+
+
 def provenance(config: Mapping[str, Any] | None = None, *, device: str = "cpu",
                wall_time_s: float | None = None, **extra: Any) -> dict[str, Any]:
     """What made an output: the config subset used, code and package versions,
@@ -133,6 +145,7 @@ def provenance(config: Mapping[str, Any] | None = None, *, device: str = "cpu",
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,
+        "placement": placement(),
         "wall_time_s": None if wall_time_s is None else round(float(wall_time_s), 3),
     }
     record.update(extra)

@@ -10,14 +10,16 @@ import torch
 import torch.nn as nn
 
 from .archs import build_model
-from .io import read_json, torch_save, write_json
+from .io import placement, read_json, torch_save, write_json
 from .losses import ce_attack_loss
 from .optim import pgd
 
 
 def save_model(pt_path: str | Path, json_path: str | Path, model: nn.Module, info: Mapping[str, Any]) -> None:
+    """Weights to pt_path; the architecture spec, ``info`` and where the job ran
+    (host, scheduler job id, GPU grant) to json_path."""
     torch_save(pt_path, {k: v.detach().cpu() for k, v in model.state_dict().items()})
-    write_json(json_path, {"spec": model.spec, **info})
+    write_json(json_path, {"spec": model.spec, "placement": placement(), **info})
 
 
 def load_model(pt_path: str | Path, json_path: str | Path | None = None,
