@@ -22,6 +22,7 @@ include: "rules/iri.smk"
 include: "rules/judgments.smk"
 include: "rules/survey.smk"
 include: "rules/analysis.smk"
+include: "rules/rsa.smk"
 
 
 rule all:
@@ -32,6 +33,7 @@ rule all:
         rules.iri_summary.output.summary,
         rules.score_alignment.output.alignment,
         rules.figures.input,
+        RSA_TARGETS,
 
 
 # The HTML report (figures, tables and statistics with their captions), once

@@ -83,7 +83,7 @@ def write_report():
     if not ANALYSIS["report"]:
         return
     files = [str(f) for f in [*rules.figures.input, *rules.statistics.output, *rules.alignment_table.output,
-                              *rules.proxy_table.output]]
+                              *rules.proxy_table.output, *RSA_TARGETS]]
     if not all(os.path.exists(f) for f in files):
         return
     cfg_path = Path(R) / "logs" / "report" / "config.yaml"

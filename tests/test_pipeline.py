@@ -28,6 +28,8 @@ TINY = {
     "judgments": {"observers": {"simulated": [{"metric": "ssim"},
                                               {"metric": "fsim", "calibration": {"snr_db": 0.0}}],
                                 "validation": {"metrics": ["gmsd"], "repeats": 5}}},
+    # the human-similarity stage on the real 92 images, with fewer resamples and triplets
+    "rsa": {"bootstrap": {"n": 100}, "triplets": {"n": 5000}, "probe": {"lambdas": [0.01], "steps": 30}},
 }
 
 

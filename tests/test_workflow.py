@@ -50,11 +50,19 @@ def test_dry_run_default_config(tmp_path):
                  "figure_iri_grids", "figure_alignment", "figure_adversarial", "figure_checkpoints",
                  "figure_accuracy", "figure_proxies"):
         assert counts[rule] == 1, rule
+    # human similarity judgments: the data, the ceiling and triplets, 8 models x 1 layer, one pixel
+    # baseline per dataset, the table and the figure
+    assert counts["rsa_model"] == 8 and counts["rsa_baseline"] == 1
+    for rule in ("rsa_data", "rsa_human", "rsa_table", "figure_rsa"):
+        assert counts[rule] == 1, rule
     assert counts["all"] == 1
 
 
 def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
-    proc = run_snakemake("-n", "-d", str(tmp_path), "--configfile", str(ROOT / "config/paper.yaml"))
+    # planned as on a cluster: under the SLURM profile (the plugin turns gpu=1 into --gpus=1)
+    proc = run_snakemake("-n", "-d", str(tmp_path), "--profile", str(ROOT / "profiles/slurm"),
+                         "--configfile", str(ROOT / "config/paper.yaml"))
+    assert "Using profiles" in proc.stdout + proc.stderr and "profiles/slurm" in proc.stdout + proc.stderr
     counts = job_counts(proc.stdout)
     assert counts["prepare_dataset"] == 2 and counts["select_targets"] == 2
     assert counts["train_model"] == 84 and counts["evaluate_model"] == 84
@@ -62,6 +70,7 @@ def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     assert counts["calibrate_observers"] == 2
     # 12 SimCLR models x 20 snapshots (every 50 of 1000 epochs), the last one reused
     assert counts["checkpoint_iris"] == 12 * 19 and counts["statistics"] == 1
+    assert counts["rsa_model"] == 84 and counts["rsa_baseline"] == 2 and counts["rsa_table"] == 1
     assert "results/data/cifar100/dataset.npz" in proc.stdout
     jobs = planned_jobs(proc.stdout)
     gpu_rules = {j["rule"] for j in jobs if "gpu=1" in j.get("resources", "")}
@@ -75,6 +84,16 @@ def test_lint_is_clean(tmp_path):
     proc = run_snakemake("--lint", "-d", str(tmp_path))
     text = proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in text, text[-3000:]
+
+
+def test_schema_is_read_as_the_reference_yaml_loader_reads_it():
+    # Every snakemake start-up reads the schema with libyaml's loader (faster); the
+    # defaults it fills go into jobs' params (rerun triggers), so it must yield exactly
+    # what PyYAML's pure-Python safe loader yields: same keys, order and value types.
+    import yaml
+
+    from iriflow.config import SCHEMA_PATH, load_schema
+    assert repr(load_schema()) == repr(yaml.safe_load(SCHEMA_PATH.read_text()))
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

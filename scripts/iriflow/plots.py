@@ -415,3 +415,110 @@ def iri_grid_figure(sets: Mapping[tuple[str, str], Mapping], losses: Sequence[st
     fig.suptitle(f"IRIs per loss, standard vs robust model ({seed_type} seeds; red frame: not converged)",
                  fontsize=10, y=0.999)
     return fig
+
+
+# --- alignment with human similarity judgments (RSA, odd-one-out) ---------------------------
+
+RSA_PANELS = (  # (panel title, measures drawn (filled first), percent)
+    ("RSA with behaviour\n(mean Spearman over participants)", ("rsa:behaviour",), False),
+    ("RSA with human IT (fMRI)", ("rsa:hIT",), False),
+    ("odd-one-out agreement (%)\nfilled: zero-shot, open: linear probe", ("ooo:zero-shot", "ooo:probed"), True),
+)
+
+
+def rsa_figure_data(table: pd.DataFrame) -> pd.DataFrame:
+    """Long form of the RSA table's model rows (tables/rsa.csv): one row per
+    model, layer and measure with value, lo, hi (percent for odd-one-out)."""
+    rows = []
+    models = table.loc[table["kind"] == "model"]
+    for _, percent_measures, pct in RSA_PANELS:
+        for measure in percent_measures:
+            if measure not in models:
+                continue
+            scale = 100.0 if pct else 1.0
+            part = models[["dataset", "model", "arch", "variant", "layer"]].copy()
+            part["measure"] = measure
+            part["pct"] = scale * models[measure]
+            part["lo"] = scale * models[f"{measure}_lo"]
+            part["hi"] = scale * models[f"{measure}_hi"]
+            rows.append(part)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def _reference_value(table: pd.DataFrame, kind: str, model: str | None, dataset: str | None, measure: str) -> float:
+    sel = table.loc[table["kind"] == kind]
+    if model is not None:
+        sel = sel.loc[sel["model"] == model]
+    if dataset is not None:
+        sel = sel.loc[sel["dataset"] == dataset]
+    return float(sel[measure].iloc[0]) if len(sel) and measure in sel else float("nan")
+
+
+def rsa_figure(table: pd.DataFrame, ceiling: Mapping, levels: Mapping[str, Sequence[str]]) -> plt.Figure:
+    """Alignment of every model with people's similarity judgments of 92
+    object images: one column per measure (RSA with behaviour, RSA with human
+    IT, odd-one-out agreement), one row per dataset and layer; x: training
+    variant, colour and marker: architecture; 95% image-bootstrap CIs. Grey
+    band: the noise ceiling (RSA) or one participant's agreement with the
+    others (odd-one-out); dashed: chance; dotted: the pixels; dash-dot: an IT
+    reference."""
+    d = rsa_figure_data(table)
+    if d.empty:
+        return message_figure("Alignment with human similarity judgments", "no model was scored")
+    _theme()
+    groups = list(dict.fromkeys(zip(d["dataset"], d["layer"])))
+    variants = _order(d["variant"], levels.get("variant", []))
+    archs = _order(d["arch"], levels.get("arch", []))
+    palette = dict(zip(archs, sns.color_palette("colorblind", len(archs))))
+    width, height = 1.0 + len(RSA_PANELS) * max(3.2, 0.8 * len(variants) + 0.8), 1.9 + 3.2 * len(groups)
+    fig, axes = plt.subplots(len(groups), len(RSA_PANELS), figsize=(width, height), squeeze=False)
+    band = {"color": "0.6", "alpha": 0.3, "lw": 0, "zorder": 0}
+    for i, (dataset, layer) in enumerate(groups):
+        for j, (title, measures, pct) in enumerate(RSA_PANELS):
+            ax = axes[i][j]
+            scale = 100.0 if pct else 1.0
+            if measures[0] == "rsa:behaviour":
+                ax.axhspan(ceiling["rsa_lower"], ceiling["rsa_upper"], **band)
+                ax.axhline(0, **CHANCE_STYLE)
+                ref = ("hIT", "rsa:behaviour")
+            elif measures[0] == "rsa:hIT":
+                ax.axhline(0, **CHANCE_STYLE)
+                ref = ("mIT", "rsa:hIT")
+            else:
+                ax.axhspan(100 * ceiling["ooo_participant_lower"], 100 * ceiling["ooo_participant_upper"], **band)
+                ax.axhline(100 * ceiling["ooo_chance"], **CHANCE_STYLE)
+                ref = ("hIT", "ooo:zero-shot")
+            pixels = _reference_value(table, "baseline", None, dataset, measures[0])
+            if np.isfinite(pixels):
+                ax.axhline(scale * pixels, color="0.3", lw=1.2, ls=":", zorder=1)
+            it = _reference_value(table, "reference", ref[0], None, ref[1])
+            if np.isfinite(it):
+                ax.axhline(scale * it, color="tab:purple", lw=1.2, ls="-.", zorder=1)
+            for k, measure in enumerate(measures):
+                g = d.loc[(d["dataset"] == dataset) & (d["layer"] == layer) & (d["measure"] == measure)]
+                offsets = np.linspace(-0.25, 0.25, len(archs)) if len(archs) > 1 else [0.0]
+                for a_i, (arch, off) in enumerate(zip(archs, offsets)):
+                    h = g.loc[g["arch"] == arch]
+                    if h.empty:
+                        continue
+                    x = h["variant"].map({v: n for n, v in enumerate(variants)}).to_numpy() + off + 0.08 * k
+                    ax.errorbar(x, h["pct"], yerr=[h["pct"] - h["lo"], h["hi"] - h["pct"]],
+                                fmt=MARKERS[a_i % len(MARKERS)], color=palette[arch], ms=6, capsize=3, lw=1.2,
+                                mfc=palette[arch] if k == 0 else "white", mew=1.4)
+            ax.set_xticks(range(len(variants)))
+            ax.set_xticklabels(variants if i == len(groups) - 1 else [], rotation=30, ha="right")
+            ax.set_xlim(-0.6, len(variants) - 0.4)
+            if i == 0:
+                ax.set_title(title, fontsize=10)
+            if j == 0:
+                ax.set_ylabel(f"{dataset}, {layer}")
+    handles = ([Line2D([], [], color=palette[a], marker=MARKERS[k % len(MARKERS)], ls="", ms=6)
+                for k, a in enumerate(archs)]
+               + [Rectangle((0, 0), 1, 1, **{k: v for k, v in band.items() if k != "zorder"}),
+                  Line2D([], [], **{**CHANCE_STYLE, "zorder": 1}), Line2D([], [], color="0.3", lw=1.2, ls=":"),
+                  Line2D([], [], color="tab:purple", lw=1.2, ls="-.")])
+    labels = [*archs, "noise ceiling / participants", "chance (0 or 1/3)", "pixels", "IT reference (hIT; mIT)"]
+    fig.suptitle(f"Alignment with human similarity judgments of 92 object images "
+                 f"({ceiling['participants']} participants)", y=0.995)
+    _finish(fig, height, handles, labels, "training (objective-augmentation)")
+    return fig

@@ -28,6 +28,11 @@ class RuleContext:
         except ImportError:  # analysis rules run without torch
             pass
         self.log = logging.getLogger(f"rule.{getattr(smk, 'rule', 'script')}")
+        # an error that ends the job goes into the rule's log file too, not only to stderr
+        sys.excepthook = self._log_uncaught
+
+    def _log_uncaught(self, kind, value, tb) -> None:
+        self.log.critical("the job failed: %s", value, exc_info=(kind, value, tb))
 
     @property
     def elapsed(self) -> float:
