@@ -73,7 +73,7 @@ def batch(scale: str, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def iri_ratios(arch: str, scale: str, n: int, steps: int, device, repeats: int) -> dict:
-    model = model_at(arch, scale, device)
+    model = model_at(arch, scale, device).requires_grad_(False)  # as in iriflow.iri.run_job
     rep = representation(model)
     targets, _ = batch(scale, n, device)
     seeds = torch.rand(targets.shape, generator=torch.Generator().manual_seed(2)).to(device)
@@ -81,9 +81,9 @@ def iri_ratios(arch: str, scale: str, n: int, steps: int, device, repeats: int) 
     with torch.no_grad():
         target_rep = rep(targets)
 
-    def fwd_bwd():  # what one IRI step cannot avoid: r(x) and its gradient
+    def fwd_bwd():  # what one IRI step cannot avoid: r(x) and its gradient with respect to x
         x = seeds.clone().requires_grad_(True)
-        (rep(x) - target_rep).pow(2).sum().backward()
+        torch.autograd.grad((rep(x) - target_rep).pow(2).sum(), x)
 
     def run(t, s):
         return generate(rep, t, s, {"kind": "regfree"}, steps=steps, step_size=1.0, log_every=10 ** 9)
