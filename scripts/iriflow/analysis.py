@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError, ModelSpec
+from .io import tex_escape
 
 SET_PARTS = ("dataset", "model", "layer", "loss", "seed_type")
 MEASURES = ("2afc:other-target", "2afc:seed", "matching")
@@ -493,25 +494,19 @@ def table_markdown(table: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
-        s = s.replace(a, b)
-    return s
-
-
 def table_latex(table: pd.DataFrame, caption: str, label: str = "tab:alignment") -> str:
     """A booktabs table; rows grouped by IRI loss."""
     archs = table_archs(table)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(caption)}}}", rf"\label{{{label}}}",
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{tex_escape(caption)}}}", rf"\label{{{label}}}",
              r"\begin{tabular}{ll" + "r" * len(archs) + "}", r"\toprule",
-             "IRI loss & training & " + " & ".join(_tex(a) for a in archs) + r" \\", r"\midrule"]
+             "IRI loss & training & " + " & ".join(tex_escape(a) for a in archs) + r" \\", r"\midrule"]
     previous = None
     for i in range(len(table)):
         loss = table.loc[i, "loss"]
         if previous is not None and loss != previous:
             lines.append(r"\midrule")
-        cells = [_tex(_cell(table, i, a)) for a in archs]
-        lines.append(f"{_tex(loss) if loss != previous else ''} & {_tex(table.loc[i, 'variant'])} & "
+        cells = [tex_escape(_cell(table, i, a)) for a in archs]
+        lines.append(f"{tex_escape(loss) if loss != previous else ''} & {tex_escape(table.loc[i, 'variant'])} & "
                      + " & ".join(cells) + r" \\")
         previous = loss
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]

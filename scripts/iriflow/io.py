@@ -123,6 +123,13 @@ def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, 
     return out
 
 
+def tex_escape(text: str) -> str:
+    """Text safe inside a LaTeX table cell or caption."""
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        text = text.replace(a, b)
+    return text
+
+
 # Environment variables that say where a job ran and what it was granted.
 PLACEMENT_ENV = {"slurm_job_id": "SLURM_JOB_ID", "slurm_partition": "SLURM_JOB_PARTITION",
                  "cuda_visible_devices": "CUDA_VISIBLE_DEVICES"}

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
-from .io import load_npz, save_npz
+from .io import load_npz, save_npz, tex_escape
 from .registry import Registry
 from .things import (CHANCE, ProbeSettings, agreement, bootstrap_mean, cosine_similarity,
                      cross_validated_probe, normalised_score, object_resamples, odd_from_dissimilarity,
@@ -633,15 +633,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: 
 
 
 def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str, label: str = "tab:rsa") -> str:
-    def tex(text: str) -> str:
-        for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
-            text = text.replace(a, b)
-        return text
-
-    lines = [r"\begin{table}[t]", r"\centering", r"\footnotesize", rf"\caption{{{tex(title)}}}", rf"\label{{{label}}}",
+    lines = [r"\begin{table}[t]", r"\centering", r"\footnotesize", rf"\caption{{{tex_escape(title)}}}", rf"\label{{{label}}}",
              r"\begin{tabular}{lllll" + "r" * (len(header) - 5) + "}", r"\toprule",
-             " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(tex(c) for c in r) + r" \\" for r in rows]
+             " & ".join(tex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex_escape(c) for c in r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
