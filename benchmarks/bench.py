@@ -17,6 +17,7 @@ within one run on one machine (the device is in the output).
    half an hour on 2 CPU cores) and its own per-stage shares
 6. training and IRI throughput (images/s) per architecture, default and paper widths
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from iriflow.archs import build_model
+from iriflow.device import describe, select_device
+from iriflow.iri import generate
+from iriflow.losses import ce_attack_loss
+from iriflow.optim import pgd
+from iriflow.represent import representation
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from iriflow.archs import build_model  # noqa: E402
-from iriflow.device import describe, select_device  # noqa: E402
-from iriflow.iri import generate  # noqa: E402
-from iriflow.losses import ce_attack_loss  # noqa: E402
-from iriflow.optim import pgd  # noqa: E402
-from iriflow.represent import representation  # noqa: E402
 
 # (name, channels, size, width, stem_stride): the default config's models and the paper's
 SCALES = {"default": (1, 28, 0.25, 2), "paper": (3, 32, 1.0, 1)}
@@ -86,13 +87,18 @@ def iri_ratios(arch: str, scale: str, n: int, steps: int, device, repeats: int) 
         torch.autograd.grad((rep(x) - target_rep).pow(2).sum(), x)
 
     def run(t, s):
-        return generate(rep, t, s, {"kind": "regfree"}, steps=steps, step_size=1.0, log_every=10 ** 9)
+        return generate(rep, t, s, {"kind": "regfree"}, steps=steps, step_size=1.0, log_every=10**9)
 
     bare = timeit(fwd_bwd, repeats)
     batched = timeit(lambda: run(targets, seeds), repeats)
-    looped = timeit(lambda: [run(targets[i:i + 1], seeds[i:i + 1]) for i in range(n)], 1, warmup=0)
-    return {"iri_step_s": batched / steps, "bare_fwd_bwd_s": bare, "iri_step_over_fwd_bwd": batched / steps / bare,
-            "batched_speedup": looped / batched, "iri_images_per_s": n * steps / batched}
+    looped = timeit(lambda: [run(targets[i : i + 1], seeds[i : i + 1]) for i in range(n)], 1, warmup=0)
+    return {
+        "iri_step_s": batched / steps,
+        "bare_fwd_bwd_s": bare,
+        "iri_step_over_fwd_bwd": batched / steps / bare,
+        "batched_speedup": looped / batched,
+        "iri_images_per_s": n * steps / batched,
+    }
 
 
 def train_ratios(arch: str, scale: str, n: int, k: int, device, repeats: int) -> dict:
@@ -114,8 +120,13 @@ def train_ratios(arch: str, scale: str, n: int, k: int, device, repeats: int) ->
 
     std = timeit(lambda: step(False), repeats)
     adv = timeit(lambda: step(True), repeats)
-    return {"train_step_s": std, "pgd_step_s": adv, "pgd_over_standard": adv / std, "pgd_k": k,
-            "train_images_per_s": n / std}
+    return {
+        "train_step_s": std,
+        "pgd_step_s": adv,
+        "pgd_over_standard": adv / std,
+        "pgd_k": k,
+        "train_images_per_s": n / std,
+    }
 
 
 def dry_run() -> dict:
@@ -125,9 +136,22 @@ def dry_run() -> dict:
     out = {}
     for name, extra in (("quiet", ["--quiet", "rules"]), ("listing", [])):
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", *extra, "--configfile",
-                               str(ROOT / "config/paper.yaml"), "-d", "/tmp/iriflow-bench-dry"],
-                              cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-n",
+                *extra,
+                "--configfile",
+                str(ROOT / "config/paper.yaml"),
+                "-d",
+                "/tmp/iriflow-bench-dry",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         out[f"paper_dry_run_{name}_s"] = time.perf_counter() - t
         m = re.search(r"^total\s+(\d+)", proc.stdout + proc.stderr, re.M)
         out["paper_jobs"] = int(m.group(1)) if m else None
@@ -151,14 +175,22 @@ def end_to_end(work: Path, cores: int) -> dict:
     """Wall time of the default workflow from scratch into ``work`` (the
     environment already built), and its per-stage job-seconds."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "-d", str(work)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", str(cores), "-d", str(work)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"the default run into {work} failed:\n{proc.stderr[-3000:]}")
     m = re.findall(r"(\d+) of \d+ steps \(100%\) done", proc.stdout + proc.stderr)
-    return {"wall_s": round(seconds, 1), "cores": cores, "jobs": int(m[-1]) if m else None,
-            "stages": stage_shares(work / "results/benchmarks")}
+    return {
+        "wall_s": round(seconds, 1),
+        "cores": cores,
+        "jobs": int(m[-1]) if m else None,
+        "stages": stage_shares(work / "results/benchmarks"),
+    }
 
 
 def main() -> None:
@@ -180,21 +212,34 @@ def main() -> None:
             r.update(iri_ratios(arch, scale, n, steps, device, repeats))
             r.update(train_ratios(arch, scale, 128 if not args.quick else 16, 2, device, repeats))
             rows.append(r)
-            print(f"{scale:8s} {arch:12s} IRI step/fwd+bwd {r['iri_step_over_fwd_bwd']:5.2f} (<= 1.2)  "
-                  f"batched speed-up {r['batched_speedup']:6.1f}x (>= 10)  "
-                  f"PGD-{r['pgd_k']}/standard {r['pgd_over_standard']:5.2f} (<= {1.15 * (r['pgd_k'] + 1):.2f})  "
-                  f"train {r['train_images_per_s']:8.0f} img/s  IRI {r['iri_images_per_s']:8.0f} img/s", flush=True)
-    summary = {"device": describe(device), "threads": torch.get_num_threads(), "quick": args.quick,
-               "dry_run": dry_run(), "stages": stage_shares(), "rows": rows}
+            print(
+                f"{scale:8s} {arch:12s} IRI step/fwd+bwd {r['iri_step_over_fwd_bwd']:5.2f} (<= 1.2)  "
+                f"batched speed-up {r['batched_speedup']:6.1f}x (>= 10)  "
+                f"PGD-{r['pgd_k']}/standard {r['pgd_over_standard']:5.2f} (<= {1.15 * (r['pgd_k'] + 1):.2f})  "
+                f"train {r['train_images_per_s']:8.0f} img/s  IRI {r['iri_images_per_s']:8.0f} img/s",
+                flush=True,
+            )
+    summary = {
+        "device": describe(device),
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "dry_run": dry_run(),
+        "stages": stage_shares(),
+        "rows": rows,
+    }
     d = summary["dry_run"]
-    print(f"snakemake -n, paper config: {d['paper_jobs']} jobs planned in {d['paper_dry_run_quiet_s']:.1f} s "
-          f"(--quiet), {d['paper_dry_run_listing_s']:.1f} s with every job printed (target <= 10 s)")
+    print(
+        f"snakemake -n, paper config: {d['paper_jobs']} jobs planned in {d['paper_dry_run_quiet_s']:.1f} s "
+        f"(--quiet), {d['paper_dry_run_listing_s']:.1f} s with every job printed (target <= 10 s)"
+    )
     for stage, s in summary["stages"].items():
         print(f"default run, stage {stage:10s} {s['job_seconds']:8.1f} job-s  {100 * s['share']:5.1f}%")
     if args.end_to_end:
         summary["end_to_end"] = e2e = end_to_end(Path(args.end_to_end), args.cores)
-        print(f"default run end to end: {e2e['jobs']} jobs in {e2e['wall_s'] / 60:.1f} min on "
-              f"{e2e['cores']} cores (target <= 5 min)")
+        print(
+            f"default run end to end: {e2e['jobs']} jobs in {e2e['wall_s'] / 60:.1f} min on "
+            f"{e2e['cores']} cores (target <= 5 min)"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_suffix(".csv").open("w", newline="") as f:

@@ -22,22 +22,22 @@ rule checkpoint_iris:
         table=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.csv",
         grid=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/grid.png",
         provenance=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/provenance.json",
-    wildcard_constraints:
-        model=GRID_NAMES,
-    params:
-        settings=checkpoint_iri_settings(),
-        checkpoints=CKPT,
     log:
         f"{R}/logs/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.log",
     benchmark:
         f"{R}/benchmarks/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.tsv"
+    wildcard_constraints:
+        model=GRID_NAMES,
+    conda:
+        "../envs/torch.yaml"
     threads: config["iris"]["resources"]["threads"]
     resources:
         gpu=config["iris"]["resources"]["gpu"],
         mem_mb=by_attempt(config["iris"]["resources"]["mem_mb"]),
         runtime=by_attempt(config["iris"]["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        settings=checkpoint_iri_settings(),
+        checkpoints=CKPT,
     script:
         "../scripts/checkpoint_iris.py"
 
@@ -45,26 +45,28 @@ rule checkpoint_iris:
 rule checkpoint_judgments:
     input:
         iris=[s[2] for s in CHECKPOINT_SERIES],
-        calibration=sorted({f"{R}/judgments/observers/{s[0].split('/')[0]}/calibration.json" for s in CHECKPOINT_SERIES}),
+        calibration=sorted(
+            {f"{R}/judgments/observers/{s[0].split('/')[0]}/calibration.json" for s in CHECKPOINT_SERIES}
+        ),
     output:
         trials=f"{R}/analysis/checkpoints/trials.csv",
         responses=f"{R}/analysis/checkpoints/responses.csv",
         proxy=f"{R}/analysis/checkpoints/proxy_2afc.csv",
+    log:
+        f"{R}/logs/analysis/checkpoint_judgments.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/checkpoint_judgments.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
     params:
         sets=[s[3] for s in CHECKPOINT_SERIES],
         judgments=config["judgments"],
         proxy_metrics=ANALYSIS["proxy"]["metrics"],
         min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
-    log:
-        f"{R}/logs/analysis/checkpoint_judgments.log",
-    benchmark:
-        f"{R}/benchmarks/analysis/checkpoint_judgments.tsv"
-    threads: 1
-    resources:
-        mem_mb=by_attempt(2000),
-        runtime=by_attempt(15),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/checkpoint_judgments.py"
 
@@ -81,21 +83,21 @@ rule proxy_scores:
     output:
         proxy=f"{R}/analysis/proxies/proxy_2afc.csv",
         stir=f"{R}/analysis/proxies/stir.csv",
-    params:
-        metrics=ANALYSIS["proxy"]["metrics"],
-        stir=ANALYSIS["stir"],
-        device=config["device"],
     log:
         f"{R}/logs/analysis/proxy_scores.log",
     benchmark:
         f"{R}/benchmarks/analysis/proxy_scores.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         gpu=config["iris"]["resources"]["gpu"],
         mem_mb=by_attempt(config["iris"]["resources"]["mem_mb"]),
         runtime=by_attempt(config["iris"]["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        metrics=ANALYSIS["proxy"]["metrics"],
+        stir=ANALYSIS["stir"],
+        device=config["device"],
     script:
         "../scripts/proxy_scores.py"
 
@@ -108,19 +110,19 @@ rule model_scores:
     output:
         models=f"{R}/analysis/scores/models.csv",
         checkpoints=f"{R}/analysis/scores/checkpoints.csv",
-    params:
-        models=config["models"],
-        bootstrap=ANALYSIS["bootstrap"],
     log:
         f"{R}/logs/analysis/model_scores.log",
     benchmark:
         f"{R}/benchmarks/analysis/model_scores.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        models=config["models"],
+        bootstrap=ANALYSIS["bootstrap"],
     script:
         "../scripts/model_scores.py"
 
@@ -140,21 +142,21 @@ rule statistics:
         findings=report(f"{STATS}/findings.csv", caption="../report/findings.rst", category="Findings"),
         summary=f"{R}/analysis/summary.txt",
         summary_html=report(f"{R}/analysis/summary.html", caption="../report/summary.rst", category="Findings"),
+    log:
+        f"{R}/logs/analysis/statistics.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/statistics.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
     params:
         analysis=ANALYSIS,
         models=config["models"],
         iris={k: config["iris"][k] for k in ("losses", "seed_types", "loss_defs", "layers")},
         observers=OBSERVERS,
-    log:
-        f"{R}/logs/analysis/statistics.log",
-    benchmark:
-        f"{R}/benchmarks/analysis/statistics.tsv"
-    threads: 1
-    resources:
-        mem_mb=by_attempt(4000),
-        runtime=by_attempt(30),
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/findings.py"
 
@@ -170,18 +172,18 @@ rule alignment_table:
         markdown=f"{TABLES}/alignment.md",
         latex=f"{TABLES}/alignment.tex",
         html=report(f"{TABLES}/alignment.html", caption="../report/alignment_table.rst", category="Tables"),
-    params:
-        primary=ANALYSIS["primary"],
-        levels=LEVELS,
-        observers=OBSERVERS,
     log:
         f"{R}/logs/analysis/alignment_table.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        primary=ANALYSIS["primary"],
+        levels=LEVELS,
+        observers=OBSERVERS,
     script:
         "../scripts/alignment_table.py"
 
@@ -194,17 +196,17 @@ rule proxy_table:
         csv=report(f"{TABLES}/proxies.csv", caption="../report/proxy_table.rst", category="Tables"),
         markdown=f"{TABLES}/proxies.md",
         html=report(f"{TABLES}/proxies.html", caption="../report/proxy_table.rst", category="Tables"),
-    params:
-        levels=LEVELS,
-        models=config["models"],
     log:
         f"{R}/logs/analysis/proxy_table.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        levels=LEVELS,
+        models=config["models"],
     script:
         "../scripts/proxy_table.py"
 
@@ -214,24 +216,27 @@ rule proxy_table:
 
 rule figure_iri_grids:
     input:
-        iris=[f"{R}/iris/{m}/{config['iris']['layers'][0]}/{loss}/{EXAMPLE_SEED_TYPE}/iris.pt"
-              for loss in config["iris"]["losses"] for m in EXAMPLE_MODELS],
+        iris=[
+            f"{R}/iris/{m}/{config['iris']['layers'][0]}/{loss}/{EXAMPLE_SEED_TYPE}/iris.pt"
+            for loss in config["iris"]["losses"]
+            for m in EXAMPLE_MODELS
+        ],
     output:
         png=report(f"{FIG}/iri_grids.png", caption="../report/iri_grids.rst", category="Figures"),
         pdf=f"{FIG}/iri_grids.pdf",
+    log:
+        f"{R}/logs/figures/iri_grids.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         models=EXAMPLE_MODELS,
         losses=config["iris"]["losses"],
         n=ANALYSIS["examples"]["n"],
         seed_type=EXAMPLE_SEED_TYPE,
-    log:
-        f"{R}/logs/figures/iri_grids.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/figure_iri_grids.py"
 
@@ -242,17 +247,17 @@ rule figure_alignment:
     output:
         png=report(f"{FIG}/alignment.png", caption="../report/alignment.rst", category="Figures"),
         pdf=f"{FIG}/alignment.pdf",
-    params:
-        primary=ANALYSIS["primary"],
-        levels=LEVELS,
     log:
         f"{R}/logs/figures/alignment.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        primary=ANALYSIS["primary"],
+        levels=LEVELS,
     script:
         "../scripts/figure_alignment.py"
 
@@ -261,20 +266,21 @@ rule figure_adversarial:
     input:
         scores=rules.model_scores.output.models,
     output:
-        png=report(f"{FIG}/alignment_adversarial.png", caption="../report/alignment_adversarial.rst",
-                   category="Figures"),
+        png=report(
+            f"{FIG}/alignment_adversarial.png", caption="../report/alignment_adversarial.rst", category="Figures"
+        ),
         pdf=f"{FIG}/alignment_adversarial.pdf",
-    params:
-        losses=[l for l in config["iris"]["losses"] if config["iris"]["loss_defs"][l]["kind"] == "adversarial"],
-        levels=LEVELS,
     log:
         f"{R}/logs/figures/alignment_adversarial.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        losses=[l for l in config["iris"]["losses"] if config["iris"]["loss_defs"][l]["kind"] == "adversarial"],
+        levels=LEVELS,
     script:
         "../scripts/figure_adversarial.py"
 
@@ -285,18 +291,18 @@ rule figure_checkpoints:
     output:
         png=report(f"{FIG}/simclr_checkpoints.png", caption="../report/simclr_checkpoints.rst", category="Figures"),
         pdf=f"{FIG}/simclr_checkpoints.pdf",
-    params:
-        primary=ANALYSIS["primary"],
-        checkpoints=CKPT,
-        levels=LEVELS,
     log:
         f"{R}/logs/figures/simclr_checkpoints.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        primary=ANALYSIS["primary"],
+        checkpoints=CKPT,
+        levels=LEVELS,
     script:
         "../scripts/figure_checkpoints.py"
 
@@ -307,18 +313,18 @@ rule figure_accuracy:
     output:
         png=report(f"{FIG}/accuracy.png", caption="../report/accuracy.rst", category="Figures"),
         pdf=f"{FIG}/accuracy.pdf",
-    params:
-        attacks=config["models"]["eval"]["attacks"],
-        levels=LEVELS,
-        models=config["models"],
     log:
         f"{R}/logs/figures/accuracy.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        attacks=config["models"]["eval"]["attacks"],
+        levels=LEVELS,
+        models=config["models"],
     script:
         "../scripts/figure_accuracy.py"
 
@@ -331,17 +337,17 @@ rule figure_proxies:
     output:
         png=report(f"{FIG}/proxy_vs_observer.png", caption="../report/proxy_vs_observer.rst", category="Figures"),
         pdf=f"{FIG}/proxy_vs_observer.pdf",
-    params:
-        primary=ANALYSIS["primary"],
-        levels=LEVELS,
     log:
         f"{R}/logs/figures/proxy_vs_observer.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        primary=ANALYSIS["primary"],
+        levels=LEVELS,
     script:
         "../scripts/figure_proxies.py"
 
@@ -360,6 +366,7 @@ ANALYSIS_OUTPUTS = [
     rules.proxy_table.output.csv,
 ]
 
+
 rule analysis:
     input:
         ANALYSIS_OUTPUTS,
@@ -370,4 +377,3 @@ rule figures:
         FIGURES,
         [f.replace(".png", ".pdf") for f in FIGURES],
         ANALYSIS_OUTPUTS,
-

@@ -19,8 +19,10 @@ def checkpoint_iri_settings():
     loss = CKPT["loss"]
     spec = iris["loss_defs"].get(loss) or ({"kind": loss} if loss in IRI_LOSS_KINDS else None)
     if spec is None:
-        raise WorkflowError(f"analysis.checkpoints.loss: {loss!r} is neither a registered IRI loss "
-                            f"{list(IRI_LOSS_KINDS)} nor defined in iris.loss_defs")
+        raise WorkflowError(
+            f"analysis.checkpoints.loss: {loss!r} is neither a registered IRI loss "
+            f"{list(IRI_LOSS_KINDS)} nor defined in iris.loss_defs"
+        )
     return iri_settings({**config, "iris": {**iris, "loss_defs": {**iris["loss_defs"], loss: spec}}}, loss)
 
 
@@ -29,7 +31,9 @@ def checkpoint_series():
     model. The last snapshot is the final network, whose IRIs the IRI stage
     already made when it covers CKPT's layer, loss and seed type: reused."""
     iris = config["iris"]
-    reuse = CKPT["layer"] in iris["layers"] and CKPT["loss"] in iris["losses"] and CKPT["seed_type"] in iris["seed_types"]
+    reuse = (
+        CKPT["layer"] in iris["layers"] and CKPT["loss"] in iris["losses"] and CKPT["seed_type"] in iris["seed_types"]
+    )
     part = f"{CKPT['layer']}/{CKPT['loss']}/{CKPT['seed_type']}"
     series = []
     if not CKPT["enabled"]:
@@ -40,17 +44,23 @@ def checkpoint_series():
             continue
         last = settings["recipe"]["epochs"]
         for epoch in snapshot_epochs(settings["recipe"]):
-            path = (f"{R}/iris/{spec.id}/{part}/iris.pt" if reuse and epoch == last
-                    else f"{R}/analysis/checkpoints/{spec.id}/epoch{epoch:04d}/iris.pt")
+            path = (
+                f"{R}/iris/{spec.id}/{part}/iris.pt"
+                if reuse and epoch == last
+                else f"{R}/analysis/checkpoints/{spec.id}/epoch{epoch:04d}/iris.pt"
+            )
             series.append((spec.id, epoch, path, f"{spec.id}/{part}/epoch{epoch:04d}"))
     return series
 
 
 CHECKPOINT_SERIES = checkpoint_series()
 CHECKPOINT_TABLES = (
-    {"checkpoint_trials": [f"{R}/analysis/checkpoints/trials.csv"],
-     "checkpoint_responses": [f"{R}/analysis/checkpoints/responses.csv"]}
-    if CHECKPOINT_SERIES else {"checkpoint_trials": [], "checkpoint_responses": []}
+    {
+        "checkpoint_trials": [f"{R}/analysis/checkpoints/trials.csv"],
+        "checkpoint_responses": [f"{R}/analysis/checkpoints/responses.csv"],
+    }
+    if CHECKPOINT_SERIES
+    else {"checkpoint_trials": [], "checkpoint_responses": []}
 )
 JUDGMENT_TABLES = {
     "trials": expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
@@ -67,8 +77,10 @@ EXAMPLE_MODELS = (
 )
 EXAMPLE_SEED_TYPE = ANALYSIS["examples"]["seed_type"] or config["iris"]["seed_types"][0]
 if EXAMPLE_SEED_TYPE not in config["iris"]["seed_types"]:
-    raise WorkflowError(f"analysis.examples.seed_type: {EXAMPLE_SEED_TYPE!r} is not among iris.seed_types "
-                        f"{config['iris']['seed_types']}")
+    raise WorkflowError(
+        f"analysis.examples.seed_type: {EXAMPLE_SEED_TYPE!r} is not among iris.seed_types "
+        f"{config['iris']['seed_types']}"
+    )
 
 
 def write_report():
@@ -82,17 +94,35 @@ def write_report():
 
     if not ANALYSIS["report"]:
         return
-    files = [str(f) for f in [*rules.figures.input, *rules.statistics.output, *rules.alignment_table.output,
-                              *rules.proxy_table.output, *RSA_TARGETS]]
+    files = [
+        str(f)
+        for f in [
+            *rules.figures.input,
+            *rules.statistics.output,
+            *rules.alignment_table.output,
+            *rules.proxy_table.output,
+            *RSA_TARGETS,
+        ]
+    ]
     if not all(os.path.exists(f) for f in files):
         return
     cfg_path = Path(R) / "logs" / "report" / "config.yaml"
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
     log_path = cfg_path.with_name("report.log")
-    cmd = [sys.executable, "-m", "snakemake", "-s", workflow.main_snakefile, "-d", os.getcwd(),
-           "--configfile", str(cfg_path), "--report", f"{R}/report.html"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        workflow.main_snakefile,
+        "-d",
+        os.getcwd(),
+        "--configfile",
+        str(cfg_path),
+        "--report",
+        f"{R}/report.html",
+    ]
     with open(log_path, "w") as log:
         done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode == 0
-    print(f"report: {R}/report.html" if done else f"report: snakemake --report failed, see {log_path}",
-          file=sys.stderr)
+    print(f"report: {R}/report.html" if done else f"report: snakemake --report failed, see {log_path}", file=sys.stderr)

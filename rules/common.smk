@@ -1,13 +1,11 @@
 # Shared set-up: config validation, the model grid, path helpers and input
-# functions. Rules stay declarative; the logic lives in scripts/iriflow/.
+# functions. Rules stay declarative; the logic lives in src/iriflow/.
 import re
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-from iriflow.config import (  # noqa: E402
+from iriflow.config import (
     ConfigError,
     ModelSpec,
     datasets_used,
@@ -18,7 +16,7 @@ from iriflow.config import (  # noqa: E402
 )
 
 try:
-    _validated = validate_config(config)
+    _validated = validate_config(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 except ConfigError as err:
     raise WorkflowError(f"{err}\n(schema with descriptions: config/schema/config.schema.yaml)")
 config.clear()

@@ -6,16 +6,16 @@ rule prepare_dataset:
         data=f"{R}/data/{{dataset}}/dataset.npz",
         meta=f"{R}/data/{{dataset}}/meta.json",
         provenance=f"{R}/data/{{dataset}}/provenance.json",
-    params:
-        data=config["data"],
     log:
         f"{R}/logs/data/{{dataset}}.log",
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        data=config["data"],
     script:
         "../scripts/prepare_data.py"
 
@@ -27,16 +27,16 @@ rule select_targets:
         targets=f"{R}/targets/{{dataset}}/targets.npz",
         sheet=f"{R}/targets/{{dataset}}/targets.png",
         provenance=f"{R}/targets/{{dataset}}/provenance.json",
-    params:
-        targets=config["targets"],
     log:
         f"{R}/logs/targets/{{dataset}}.log",
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(10),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        targets=config["targets"],
     script:
         "../scripts/select_targets.py"
 

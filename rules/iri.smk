@@ -14,23 +14,23 @@ rule generate_iris:
         curve=f"{IRI_DIR}/curve.csv",
         grid=f"{IRI_DIR}/grid.png",
         provenance=f"{IRI_DIR}/provenance.json",
-    wildcard_constraints:
-        model=MODEL_NAMES,
-        loss=IRI_LOSS_NAMES,
-        seed_type=SEED_TYPE_NAMES,
-    params:
-        settings=iri_job_settings,
     log:
         f"{R}/logs/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}/{{seed_type}}.log",
     benchmark:
         f"{R}/benchmarks/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}/{{seed_type}}.tsv"
+    wildcard_constraints:
+        model=MODEL_NAMES,
+        loss=IRI_LOSS_NAMES,
+        seed_type=SEED_TYPE_NAMES,
+    conda:
+        "../envs/torch.yaml"
     threads: config["iris"]["resources"]["threads"]
     resources:
         gpu=config["iris"]["resources"]["gpu"],
         mem_mb=by_attempt(config["iris"]["resources"]["mem_mb"]),
         runtime=by_attempt(config["iris"]["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        settings=iri_job_settings,
     script:
         "../scripts/generate_iris.py"
 
@@ -40,16 +40,16 @@ rule iri_summary:
         tables=iri_outputs("iris.csv"),
     output:
         summary=f"{R}/iris/summary.csv",
-    params:
-        threshold=config["iris"]["threshold"],
     log:
         f"{R}/logs/iris/summary.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        threshold=config["iris"]["threshold"],
     script:
         "../scripts/iri_summary.py"
 

@@ -12,18 +12,18 @@ rule calibrate_observers:
         calibration=f"{R}/judgments/observers/{{dataset}}/calibration.json",
         curves=f"{R}/judgments/observers/{{dataset}}/psychometric.csv",
         figure=f"{R}/judgments/observers/{{dataset}}/psychometric.png",
-    params:
-        observers=config["judgments"]["observers"]["simulated"],
-        validation=config["judgments"]["observers"]["validation"],
-        seed=config["judgments"]["seed"],
     log:
         f"{R}/logs/judgments/{{dataset}}/calibrate_observers.log",
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        observers=config["judgments"]["observers"]["simulated"],
+        validation=config["judgments"]["observers"]["validation"],
+        seed=config["judgments"]["seed"],
     script:
         "../scripts/calibrate_observers.py"
 
@@ -37,19 +37,19 @@ rule simulate_judgments:
     output:
         trials=f"{R}/judgments/{{dataset}}/{{model}}/trials.csv",
         responses=f"{R}/judgments/{{dataset}}/{{model}}/responses_simulated.csv",
-    wildcard_constraints:
-        model=MODEL_NAMES,
-    params:
-        judgments=config["judgments"],
-        root=f"{R}/iris",
     log:
         f"{R}/logs/judgments/{{dataset}}/{{model}}.log",
+    wildcard_constraints:
+        model=MODEL_NAMES,
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        judgments=config["judgments"],
+        root=f"{R}/iris",
     script:
         "../scripts/simulate_judgments.py"
 
@@ -63,17 +63,17 @@ rule score_alignment:
     output:
         alignment=f"{R}/judgments/alignment.csv",
         exclusions=f"{R}/judgments/exclusions.json",
-    params:
-        bootstrap=config["analysis"]["bootstrap"],
-        min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
     log:
         f"{R}/logs/judgments/score_alignment.log",
+    conda:
+        "../envs/torch.yaml"  # iriflow.judgments computes distances with torch
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
-    conda:
-        "../envs/torch.yaml"  # iriflow.judgments computes distances with torch
+    params:
+        bootstrap=config["analysis"]["bootstrap"],
+        min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
     script:
         "../scripts/score_alignment.py"
 

@@ -12,13 +12,17 @@ RSA_SCORING = {k: RSA[k] for k in ("rdm_metric", "bootstrap", "probe")}
 RSA_DEVICE = config["device"] if RSA["resources"]["gpu"] else "cpu"
 RSA_THINGS = bool(RSA["things"]["triplets"])
 if RSA_THINGS and not RSA["things"]["images"]:
-    raise WorkflowError("rsa.things.images: a THINGS triplet file (rsa.things.triplets) needs the images it "
-                        "indexes: a folder (sorted by name) or a text file with one image path per line")
+    raise WorkflowError(
+        "rsa.things.images: a THINGS triplet file (rsa.things.triplets) needs the images it "
+        "indexes: a folder (sorted by name) or a text file with one image path per line"
+    )
 
 
 # One file per model and layer of rsa.layers.
-RSA_SCORES = {kind: [f"{RSA_DIR}/{kind}/{m}/{layer}/scores.csv" for m in ALL_MODEL_IDS for layer in RSA["layers"]]
-              for kind in ("models", "things")}
+RSA_SCORES = {
+    kind: [f"{RSA_DIR}/{kind}/{m}/{layer}/scores.csv" for m in ALL_MODEL_IDS for layer in RSA["layers"]]
+    for kind in ("models", "things")
+}
 RSA_DATASETS = sorted({m.split("/")[0] for m in ALL_MODEL_IDS})
 RSA_MODEL_FILES = {
     "model": f"{R}/models/{{dataset}}/{{model}}/model.pt",
@@ -31,17 +35,17 @@ rule rsa_data:
     output:
         data=f"{RSA_DIR}/human/rsa92.npz",
         provenance=f"{RSA_DIR}/human/provenance.json",
-    params:
-        download=RSA["download"],
-        base_url=RSA["base_url"],
     log:
         f"{R}/logs/rsa/data.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        download=RSA["download"],
+        base_url=RSA["base_url"],
     script:
         "../scripts/rsa_data.py"
 
@@ -53,19 +57,19 @@ rule rsa_human:
         triplets=f"{RSA_DIR}/human/triplets.npz",
         ceiling=f"{RSA_DIR}/human/ceiling.json",
         references=f"{RSA_DIR}/human/references.csv",
-    params:
-        triplets=RSA["triplets"],
-        bootstrap=RSA["bootstrap"],
     log:
         f"{R}/logs/rsa/human.log",
     benchmark:
         f"{R}/benchmarks/rsa/human.tsv"
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(20),
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        triplets=RSA["triplets"],
+        bootstrap=RSA["bootstrap"],
     script:
         "../scripts/rsa_human.py"
 
@@ -78,22 +82,22 @@ rule rsa_model:
     output:
         scores=f"{RSA_DIR}/models/{{dataset}}/{{model}}/{{layer}}/scores.csv",
         representations=f"{RSA_DIR}/models/{{dataset}}/{{model}}/{{layer}}/representations.npz",
-    wildcard_constraints:
-        model=MODEL_NAMES,
-    params:
-        settings=RSA_SCORING,
-        device=RSA_DEVICE,
     log:
         f"{R}/logs/rsa/models/{{dataset}}/{{model}}/{{layer}}.log",
     benchmark:
         f"{R}/benchmarks/rsa/models/{{dataset}}/{{model}}/{{layer}}.tsv"
+    wildcard_constraints:
+        model=MODEL_NAMES,
+    conda:
+        "../envs/torch.yaml"
     threads: RSA["resources"]["threads"]
     resources:
         gpu=RSA["resources"]["gpu"],
         mem_mb=by_attempt(RSA["resources"]["mem_mb"]),
         runtime=by_attempt(RSA["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        settings=RSA_SCORING,
+        device=RSA_DEVICE,
     script:
         "../scripts/rsa_model.py"
 
@@ -105,16 +109,16 @@ rule rsa_baseline:
         meta=f"{R}/data/{{dataset}}/meta.json",
     output:
         scores=f"{RSA_DIR}/baselines/{{dataset}}/pixels.csv",
-    params:
-        settings=RSA_SCORING,
     log:
         f"{R}/logs/rsa/baselines/{{dataset}}.log",
+    conda:
+        "../envs/torch.yaml"
     threads: RSA["resources"]["threads"]
     resources:
         mem_mb=by_attempt(RSA["resources"]["mem_mb"]),
         runtime=by_attempt(RSA["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        settings=RSA_SCORING,
     script:
         "../scripts/rsa_baseline.py"
 
@@ -125,21 +129,21 @@ rule rsa_things:
         triplets=RSA["things"]["triplets"] or [],
     output:
         scores=f"{RSA_DIR}/things/{{dataset}}/{{model}}/{{layer}}/scores.csv",
-    wildcard_constraints:
-        model=MODEL_NAMES,
-    params:
-        things=RSA["things"],
-        settings=RSA_SCORING,
-        device=RSA_DEVICE,
     log:
         f"{R}/logs/rsa/things/{{dataset}}/{{model}}/{{layer}}.log",
+    wildcard_constraints:
+        model=MODEL_NAMES,
+    conda:
+        "../envs/torch.yaml"
     threads: RSA["resources"]["threads"]
     resources:
         gpu=RSA["resources"]["gpu"],
         mem_mb=by_attempt(RSA["resources"]["mem_mb"]),
         runtime=by_attempt(RSA["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        things=RSA["things"],
+        settings=RSA_SCORING,
+        device=RSA_DEVICE,
     script:
         "../scripts/rsa_things.py"
 
@@ -157,18 +161,18 @@ rule rsa_table:
         latex=f"{R}/tables/rsa.tex",
         html=report(f"{R}/tables/rsa.html", caption="../report/rsa_table.rst", category="Human similarity judgments"),
         summary=f"{RSA_DIR}/summary.txt",
-    params:
-        models=config["models"],
-        levels=RSA_LEVELS,
-        level=RSA["bootstrap"]["level"],
     log:
         f"{R}/logs/rsa/table.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        models=config["models"],
+        levels=RSA_LEVELS,
+        level=RSA["bootstrap"]["level"],
     script:
         "../scripts/rsa_table.py"
 
@@ -180,16 +184,16 @@ rule figure_rsa:
     output:
         png=report(f"{R}/figures/rsa.png", caption="../report/rsa.rst", category="Human similarity judgments"),
         pdf=f"{R}/figures/rsa.pdf",
-    params:
-        levels=RSA_LEVELS,
     log:
         f"{R}/logs/figures/rsa.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        levels=RSA_LEVELS,
     script:
         "../scripts/figure_rsa.py"
 

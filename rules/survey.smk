@@ -17,16 +17,16 @@ rule export_survey:
         ),
     output:
         survey=directory(f"{R}/survey"),
-    params:
-        survey=config["survey"],
     log:
         f"{R}/logs/survey/export_survey.log",
+    conda:
+        "../envs/survey.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
-    conda:
-        "../envs/survey.yaml"
+    params:
+        survey=config["survey"],
     script:
         "../scripts/export_survey.py"
 

@@ -11,22 +11,22 @@ rule train_model:
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
         metrics=f"{R}/models/{{dataset}}/{{model}}/metrics.csv",
         snapshots=directory(f"{R}/models/{{dataset}}/{{model}}/snapshots"),
-    wildcard_constraints:
-        model=GRID_NAMES,
-    params:
-        settings=train_settings,
-        checkpoint=checkpoint_dir,
     log:
         f"{R}/logs/models/{{dataset}}/{{model}}/train.log",
     benchmark:
         f"{R}/benchmarks/models/{{dataset}}/{{model}}/train.tsv"
+    wildcard_constraints:
+        model=GRID_NAMES,
+    conda:
+        "../envs/torch.yaml"
     threads: config["models"]["resources"]["threads"]
     resources:
         gpu=config["models"]["resources"]["gpu"],
         mem_mb=by_attempt(config["models"]["resources"]["mem_mb"]),
         runtime=by_attempt(config["models"]["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        settings=train_settings,
+        checkpoint=checkpoint_dir,
     script:
         "../scripts/train_model.py"
 
@@ -37,18 +37,18 @@ rule register_external:
     output:
         model=f"{R}/models/{{dataset}}/{{model}}/model.pt",
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
-    wildcard_constraints:
-        model=EXTERNAL_NAMES,
-    params:
-        external=external_settings,
     log:
         f"{R}/logs/models/{{dataset}}/{{model}}/register.log",
+    wildcard_constraints:
+        model=EXTERNAL_NAMES,
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(10),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        external=external_settings,
     script:
         "../scripts/register_external.py"
 
@@ -60,20 +60,20 @@ rule evaluate_model:
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
     output:
         evaluation=f"{R}/models/{{dataset}}/{{model}}/eval.json",
-    params:
-        evaluation=config["models"]["eval"],
-        device=config["device"],
     log:
         f"{R}/logs/models/{{dataset}}/{{model}}/eval.log",
     benchmark:
         f"{R}/benchmarks/models/{{dataset}}/{{model}}/eval.tsv"
+    conda:
+        "../envs/torch.yaml"
     threads: config["models"]["resources"]["threads"]
     resources:
         gpu=config["models"]["resources"]["gpu"],
         mem_mb=by_attempt(config["models"]["resources"]["mem_mb"]),
         runtime=by_attempt(config["models"]["resources"]["runtime"]),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        evaluation=config["models"]["eval"],
+        device=config["device"],
     script:
         "../scripts/evaluate_model.py"
 
@@ -86,12 +86,12 @@ rule models_table:
         table=f"{R}/models/models.csv",
     log:
         f"{R}/logs/models/models_table.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/models_table.py"
 

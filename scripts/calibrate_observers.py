@@ -1,14 +1,15 @@
 """Rule calibrate_observers: each simulated observer's decision noise from
 its psychometric anchor, and psychometric curves of every candidate metric on
 constructed trials with known answers (the dataset's targets)."""
+
 import sys
 
 import pandas as pd
 
 from iriflow.config import observer_name
-from iriflow.plots import psychometric_figure, save_figure
 from iriflow.io import atomic_path, write_json
 from iriflow.judgments import calibrate_sigma, other_class_images, validate_metric
+from iriflow.plots import psychometric_figure, save_figure
 from iriflow.runtime import RuleContext
 from iriflow.targets import load_targets
 
@@ -26,24 +27,55 @@ for i, obs in enumerate(observers):
     sigma = obs["sigma"]
     if sigma is None:
         try:
-            sigma = calibrate_sigma(targets, others, obs["metric"], snr_db=anchor["snr_db"],
-                                    p_correct=anchor["p_correct"], repeats=val["repeats"], seed=seed)
+            sigma = calibrate_sigma(
+                targets,
+                others,
+                obs["metric"],
+                snr_db=anchor["snr_db"],
+                p_correct=anchor["p_correct"],
+                repeats=val["repeats"],
+                seed=seed,
+            )
         except ValueError as err:
             ctx.log.error("judgments.observers.simulated[%d] (%s): %s", i, name, err)
             sys.exit(1)
-    calibration[name] = {"metric": obs["metric"], "sigma": sigma, "calibrated": obs["sigma"] is None,
-                         "anchor": anchor, "sigma_spread": obs["sigma_spread"], "lapse": obs["lapse"],
-                         "n_participants": obs["n_participants"]}
-    ctx.log.info("observer simulated:%s: metric %s, sigma %.5g (%s)", name, obs["metric"], sigma,
-                 f"75% anchor {anchor}" if obs["sigma"] is None else "from the config")
-    curves.append(validate_metric(targets, labels, obs["metric"], snr_db=val["snr_db"], blend=val["blend"],
-                                  repeats=val["repeats"], sigma=sigma, lapse=obs["lapse"], seed=seed)
-                  .assign(observer=f"simulated:{name}"))
+    calibration[name] = {
+        "metric": obs["metric"],
+        "sigma": sigma,
+        "calibrated": obs["sigma"] is None,
+        "anchor": anchor,
+        "sigma_spread": obs["sigma_spread"],
+        "lapse": obs["lapse"],
+        "n_participants": obs["n_participants"],
+    }
+    ctx.log.info(
+        "observer simulated:%s: metric %s, sigma %.5g (%s)",
+        name,
+        obs["metric"],
+        sigma,
+        f"75% anchor {anchor}" if obs["sigma"] is None else "from the config",
+    )
+    curves.append(
+        validate_metric(
+            targets,
+            labels,
+            obs["metric"],
+            snr_db=val["snr_db"],
+            blend=val["blend"],
+            repeats=val["repeats"],
+            sigma=sigma,
+            lapse=obs["lapse"],
+            seed=seed,
+        ).assign(observer=f"simulated:{name}")
+    )
 validated = {o["metric"] for o in observers}
 for metric in dict.fromkeys(val["metrics"]):
     if metric not in validated:
-        curves.append(validate_metric(targets, labels, metric, snr_db=val["snr_db"], blend=val["blend"],
-                                      repeats=val["repeats"], seed=seed).assign(observer=""))
+        curves.append(
+            validate_metric(
+                targets, labels, metric, snr_db=val["snr_db"], blend=val["blend"], repeats=val["repeats"], seed=seed
+            ).assign(observer="")
+        )
 table = pd.concat(curves, ignore_index=True)
 with atomic_path(snakemake.output.curves) as tmp:
     table.to_csv(tmp, index=False, float_format="%.4f")
@@ -51,5 +83,10 @@ fig = psychometric_figure(table)
 save_figure(fig, snakemake.output.figure)
 write_json(snakemake.output.calibration, calibration)
 noise = table.loc[table["trial"] == "noise"].drop_duplicates(["metric", "level"])
-ctx.log.info("P(target) on target-in-noise trials, noise-free metric:\n%s",
-             noise.assign(snr_db=noise["snr_db"].round(1)).pivot(index="snr_db", columns="metric", values="p_target").round(3).to_string())
+ctx.log.info(
+    "P(target) on target-in-noise trials, noise-free metric:\n%s",
+    noise.assign(snr_db=noise["snr_db"].round(1))
+    .pivot(index="snr_db", columns="metric", values="p_target")
+    .round(3)
+    .to_string(),
+)

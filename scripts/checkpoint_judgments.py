@@ -2,6 +2,7 @@
 answered by the same simulated observer populations as the main IRI sets
 (calibrated by calibrate_observers), screened on catch trials, and the 2AFC
 proxy of each. Set ids are <dataset>/<model>/<layer>/<loss>/<seed_type>/epochNNNN."""
+
 from pathlib import Path
 
 import pandas as pd
@@ -18,20 +19,40 @@ calibrations = {Path(p).parent.name: read_json(p) for p in snakemake.input.calib
 all_trials, all_responses, proxies = [], [], []
 for set_id, path in zip(snakemake.params.sets, snakemake.input.iris):
     saved = torch.load(path, weights_only=False)
-    trials = build_trials(len(saved["target_label"]), saved["target_label"].numpy(), saved["converged"].numpy(),
-                          alternatives=tuple(cfg["alternatives"]), matching_k=cfg["matching_k"],
-                          n_catch=cfg["n_catch"], seed=cfg["seed"], set_id=set_id)
+    trials = build_trials(
+        len(saved["target_label"]),
+        saved["target_label"].numpy(),
+        saved["converged"].numpy(),
+        alternatives=tuple(cfg["alternatives"]),
+        matching_k=cfg["matching_k"],
+        n_catch=cfg["n_catch"],
+        seed=cfg["seed"],
+        set_id=set_id,
+    )
     images = {"iri": saved["iris"], "target": saved["targets"], "seed": saved["seeds"]}
     for name, obs in calibrations[set_id.split("/")[0]].items():
         d = distances_for_trials(trials, images, obs["metric"])
-        all_responses.append(simulate_population(
-            trials, d, n_participants=obs["n_participants"], sigma=obs["sigma"],
-            sigma_spread=obs["sigma_spread"], lapse=obs["lapse"], seed=cfg["seed"],
-            observer=f"simulated:{name}"))
+        all_responses.append(
+            simulate_population(
+                trials,
+                d,
+                n_participants=obs["n_participants"],
+                sigma=obs["sigma"],
+                sigma_spread=obs["sigma_spread"],
+                lapse=obs["lapse"],
+                seed=cfg["seed"],
+                observer=f"simulated:{name}",
+            )
+        )
     for metric in snakemake.params.proxy_metrics:
         proxies.append(proxy_2afc(trials, images, metric))
-    ctx.log.info("%s: %d trials, %d of %d IRIs converged", set_id, len(trials),
-                 int(saved["converged"].sum()), len(saved["converged"]))
+    ctx.log.info(
+        "%s: %d trials, %d of %d IRIs converged",
+        set_id,
+        len(trials),
+        int(saved["converged"].sum()),
+        len(saved["converged"]),
+    )
     all_trials.append(trials)
 trials = pd.concat(all_trials, ignore_index=True)
 responses = pd.concat(all_responses, ignore_index=True)

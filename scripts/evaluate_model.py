@@ -1,4 +1,5 @@
 """Rule evaluate_model: clean and PGD-robust accuracy on the test split."""
+
 from iriflow.datasets import load_prepared
 from iriflow.device import describe, select_device
 from iriflow.io import write_json
@@ -10,7 +11,7 @@ cfg = snakemake.params.evaluation
 device = select_device(snakemake.params.device)
 prep = load_prepared(snakemake.input.data)
 x, y = prep.tensors("test")
-x, y = x[:cfg["n_test"]], y[:cfg["n_test"]]
+x, y = x[: cfg["n_test"]], y[: cfg["n_test"]]
 model = load_model(snakemake.input.model, snakemake.input.info, device)
 result = evaluate(model, x, y, cfg["attacks"], cfg["batch_size"], device)
 result.update(device=describe(device), wall_time_s=round(ctx.elapsed, 2))

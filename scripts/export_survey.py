@@ -1,5 +1,6 @@
 """Rule export_survey: the trials of every IRI set as a self-contained
 browser survey (jsPsych) in one folder; see iriflow.survey."""
+
 import sys
 from pathlib import Path
 
@@ -23,8 +24,14 @@ def load_set(set_id):
 
 
 try:
-    export_survey(trials, load_set, snakemake.output.survey, snakemake.params.survey,
-                  package_dir=Path(snakemake.input.package).parent, log=ctx.log)
+    export_survey(
+        trials,
+        load_set,
+        snakemake.output.survey,
+        snakemake.params.survey,
+        package_dir=Path(snakemake.input.package).parent,
+        log=ctx.log,
+    )
 except SurveyError as err:
     ctx.log.error("cannot export the survey: %s", err)
     sys.exit(1)

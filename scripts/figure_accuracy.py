@@ -1,4 +1,5 @@
 """Rule figure_accuracy: clean vs robust test accuracy of every model."""
+
 import pandas as pd
 
 from iriflow.analysis import model_factors

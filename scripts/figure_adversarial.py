@@ -1,5 +1,6 @@
 """Rule figure_adversarial: alignment of every model under the adversarial
 IRI loss, for every measure and observer kind."""
+
 import pandas as pd
 
 from iriflow.plots import adversarial_figure, save_figure

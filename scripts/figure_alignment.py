@@ -1,5 +1,6 @@
 """Rule figure_alignment: alignment per model (95% CI), grouped by training
 variant and architecture, one panel per IRI loss and observer kind."""
+
 import pandas as pd
 
 from iriflow.plots import alignment_figure, save_figure

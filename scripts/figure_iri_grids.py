@@ -1,5 +1,6 @@
 """Rule figure_iri_grids: example IRIs of a standard and an adversarially
 trained model under every IRI loss, with their seeds and targets."""
+
 import torch
 
 from iriflow.plots import iri_grid_figure, save_figure

@@ -2,6 +2,7 @@
 its odd-one-out agreement (zero-shot and linear probe), grouped by
 architecture and training variant, with CIs, the noise ceiling, chance and
 the pixel baseline."""
+
 import pandas as pd
 
 from iriflow.io import read_json

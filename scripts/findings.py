@@ -8,12 +8,12 @@ two-way clusters), Rao-Scott corrected LR tests per factor, Holm-adjusted
 contrasts, model pairs and comparisons with chance (iriflow.stats); the same
 across SimCLR checkpoints; agreement between observer kinds and proxies; the
 verdict on each finding (iriflow.analysis) and a plain-text summary."""
+
 import html
 
 import pandas as pd
 
-from iriflow.analysis import (evaluate_findings, load_answers, preferred_levels, primary_observer,
-                              summary_text)
+from iriflow.analysis import evaluate_findings, load_answers, preferred_levels, primary_observer, summary_text
 from iriflow.io import atomic_path, read_json
 from iriflow.runtime import RuleContext
 from iriflow.stats import agreement, analyse
@@ -35,28 +35,54 @@ def collect(results, name, by):
     for (obs, meas), an in results.items():
         for k in out:
             t = getattr(an, k)
-            out[k].append(t.assign(analysis=name, observer=obs, measure=meas)[["analysis", "observer", "measure",
-                                                                            *t.columns]])
+            out[k].append(
+                t.assign(analysis=name, observer=obs, measure=meas)[["analysis", "observer", "measure", *t.columns]]
+            )
     return out
 
 
 main, chk, notes = {}, {}, {}
 for (obs, meas), g in data.groupby(["observer", "measure"], sort=True):
-    an = analyse(g, acfg["factors"], by="loss", covariates=("seed_type",), interactions=acfg["interactions"],
-                 preferred_levels=levels, level=level)
+    an = analyse(
+        g,
+        acfg["factors"],
+        by="loss",
+        covariates=("seed_type",),
+        interactions=acfg["interactions"],
+        preferred_levels=levels,
+        level=level,
+    )
     main[(obs, meas)] = an
-    ctx.log.info("%s %s: %d answers, factors %s; tests:\n%s", obs, meas, an.n, an.factors,
-                 an.tests.round(4).to_string(index=False))
+    ctx.log.info(
+        "%s %s: %d answers, factors %s; tests:\n%s",
+        obs,
+        meas,
+        an.n,
+        an.factors,
+        an.tests.round(4).to_string(index=False),
+    )
     for k, v in an.notes.items():
         notes.setdefault(f"{k} (main model)", v)
 if len(ckpt):
     ckpt_levels = {**levels, "epoch": sorted(ckpt["epoch"].unique(), key=int)}
     for (obs, meas), g in ckpt.groupby(["observer", "measure"], sort=True):
-        an = analyse(g, acfg["factors"], by="epoch", covariates=(), interactions=acfg["interactions"],
-                     preferred_levels=ckpt_levels, level=level)
+        an = analyse(
+            g,
+            acfg["factors"],
+            by="epoch",
+            covariates=(),
+            interactions=acfg["interactions"],
+            preferred_levels=ckpt_levels,
+            level=level,
+        )
         chk[(obs, meas)] = an
-        ctx.log.info("checkpoints, %s %s: factors %s; tests:\n%s", obs, meas, an.factors,
-                     an.tests.round(4).to_string(index=False))
+        ctx.log.info(
+            "checkpoints, %s %s: factors %s; tests:\n%s",
+            obs,
+            meas,
+            an.factors,
+            an.tests.round(4).to_string(index=False),
+        )
         for k, v in an.notes.items():
             notes.setdefault(f"{k} (checkpoint model)", v)
 parts = collect(main, "main", "loss")
@@ -71,17 +97,29 @@ for k in ("tests", "contrasts", "coefficients"):
 per_set = data.groupby(["observer", "measure", "set_id"], sort=True)["correct"].mean().rename("prop_correct")
 per_set = per_set.reset_index()
 proxy = pd.read_csv(inp.proxy)
-proxy_rows = pd.DataFrame({"observer": "proxy:" + proxy["metric"], "measure": "2afc:" + proxy["alternative"],
-                           "set_id": proxy["set_id"], "prop_correct": proxy["proxy"]})
+proxy_rows = pd.DataFrame(
+    {
+        "observer": "proxy:" + proxy["metric"],
+        "measure": "2afc:" + proxy["alternative"],
+        "set_id": proxy["set_id"],
+        "prop_correct": proxy["proxy"],
+    }
+)
 stir = pd.read_csv(inp.stir)
 stir = stir.loc[stir["model"] != stir["reference_model"]].groupby("set_id")["cka"].mean()
-stir_rows = pd.concat([pd.DataFrame({"observer": "stir", "measure": m, "set_id": stir.index,
-                                     "prop_correct": stir.to_numpy()}) for m in per_set["measure"].unique()])
+stir_rows = pd.concat(
+    [
+        pd.DataFrame({"observer": "stir", "measure": m, "set_id": stir.index, "prop_correct": stir.to_numpy()})
+        for m in per_set["measure"].unique()
+    ]
+)
 sets = pd.concat([per_set, proxy_rows, stir_rows], ignore_index=True)
 sets = sets.loc[sets["measure"].isin(per_set["measure"].unique())]
 items = data.groupby(["observer", "measure", "item"], sort=True)["correct"].mean().rename("prop_correct")
-agree = pd.concat([agreement(sets, "set_id").assign(unit="IRI set"),
-                   agreement(items.reset_index(), "item").assign(unit="IRI")], ignore_index=True)
+agree = pd.concat(
+    [agreement(sets, "set_id").assign(unit="IRI set"), agreement(items.reset_index(), "item").assign(unit="IRI")],
+    ignore_index=True,
+)
 with atomic_path(snakemake.output.agreement) as tmp:
     agree.to_csv(tmp, index=False, float_format="%.4f")
 
@@ -96,19 +134,35 @@ primary = primary_observer(data["observer"].unique(), acfg["primary"]["observer"
 participants = data.groupby("observer")["participant"].nunique()
 context = {
     "models": f"{data['model'].nunique()} ({', '.join(sorted(data['model'].unique()))})" if len(data) else "none",
-    "IRI losses": ", ".join(p.iris["losses"]), "seed types": ", ".join(p.iris["seed_types"]),
+    "IRI losses": ", ".join(p.iris["losses"]),
+    "seed types": ", ".join(p.iris["seed_types"]),
     "observers": ", ".join(f"{o} ({n} participants)" for o, n in participants.items()) or "none",
     "answers": f"{len(data)} (catch trials excluded; {len(excluded)} participants excluded on catch trials)",
-    "SimCLR checkpoints": (f"{ckpt['model'].nunique()} models x epochs {', '.join(sorted(ckpt['epoch'].unique(), key=int))}"
-                           if len(ckpt) else "none in this grid"),
+    "SimCLR checkpoints": (
+        f"{ckpt['model'].nunique()} models x epochs {', '.join(sorted(ckpt['epoch'].unique(), key=int))}"
+        if len(ckpt)
+        else "none in this grid"
+    ),
 }
-shown = agree.loc[(agree["unit"] == "IRI set") & ~agree["observer_a"].str.startswith(("proxy", "stir"))
-                  & ~agree["observer_b"].str.startswith(("proxy", "stir"))]
-text = summary_text(findings, primary_observer=primary, primary_measure=acfg["primary"]["measure"],
-                    context=context, agreement=shown, notes=notes, alpha=alpha)
+shown = agree.loc[
+    (agree["unit"] == "IRI set")
+    & ~agree["observer_a"].str.startswith(("proxy", "stir"))
+    & ~agree["observer_b"].str.startswith(("proxy", "stir"))
+]
+text = summary_text(
+    findings,
+    primary_observer=primary,
+    primary_measure=acfg["primary"]["measure"],
+    context=context,
+    agreement=shown,
+    notes=notes,
+    alpha=alpha,
+)
 with atomic_path(snakemake.output.summary) as tmp:
     tmp.write_text(text)
 with atomic_path(snakemake.output.summary_html) as tmp:
-    tmp.write_text("<!DOCTYPE html><meta charset='utf-8'><title>summary</title>"
-                   f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>\n")
+    tmp.write_text(
+        "<!DOCTYPE html><meta charset='utf-8'><title>summary</title>"
+        f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>\n"
+    )
 ctx.log.info("summary:\n%s", text)

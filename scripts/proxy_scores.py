@@ -3,6 +3,7 @@
 alternative and metric) and STIR (linear CKA between a second model's
 representations of the targets and of the first model's IRIs), for every
 pair of models of a dataset. Only converged IRIs count."""
+
 from pathlib import Path
 
 import pandas as pd
@@ -48,13 +49,22 @@ for path in map(Path, snakemake.input.iris):
             r_t = extract(m2, saved["targets"][ok], p.stir["layer"], device=device)
             r_i = extract(m2, saved["iris"][ok], p.stir["layer"], device=device)
             cka = linear_cka(r_t.double().numpy(), r_i.double().numpy())
-        stir_rows.append({"set_id": set_id, "model": f"{dataset}/{name}", "reference_model": other,
-                          "layer": p.stir["layer"], "n": int(ok.sum()), "cka": cka})
+        stir_rows.append(
+            {
+                "set_id": set_id,
+                "model": f"{dataset}/{name}",
+                "reference_model": other,
+                "layer": p.stir["layer"],
+                "n": int(ok.sum()),
+                "cka": cka,
+            }
+        )
     ctx.log.info("%s: %d converged IRIs; STIR vs %d models", set_id, int(ok.sum()), len(models))
 proxy = summarise_proxy(pd.concat(proxy_parts, ignore_index=True) if proxy_parts else pd.DataFrame())
 with atomic_path(snakemake.output.proxy) as tmp:
     proxy.to_csv(tmp, index=False, float_format="%.4f")
 with atomic_path(snakemake.output.stir) as tmp:
     pd.DataFrame(stir_rows, columns=["set_id", "model", "reference_model", "layer", "n", "cka"]).to_csv(
-        tmp, index=False, float_format="%.4f")
+        tmp, index=False, float_format="%.4f"
+    )
 ctx.log.info("2AFC proxy per set:\n%s", proxy.to_string(index=False))

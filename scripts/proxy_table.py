@@ -2,6 +2,7 @@
 types pooled by averaging): the 2AFC proxy (% of IRIs closer to their
 target than to the other option) per alternative and metric, and STIR (mean
 linear CKA of the other models' representations of targets vs IRIs)."""
+
 import html
 
 import pandas as pd
@@ -22,8 +23,9 @@ if len(proxy):
     cols.append(proxy[["model", "loss", "column", "value"]])
 if len(stir):
     s = stir.loc[stir["model"] != stir["reference_model"]]
-    s = pd.concat([s.reset_index(drop=True), split_set_ids(s["set_id"]).drop(columns="model").reset_index(drop=True)],
-                  axis=1)
+    s = pd.concat(
+        [s.reset_index(drop=True), split_set_ids(s["set_id"]).drop(columns="model").reset_index(drop=True)], axis=1
+    )
     cols.append(s.assign(column="STIR (CKA)", value=s["cka"])[["model", "loss", "column", "value"]])
 long = pd.concat(cols, ignore_index=True) if cols else pd.DataFrame(columns=["model", "loss", "column", "value"])
 table = long.pivot_table(index=["model", "loss"], columns="column", values="value", aggfunc="mean").reset_index()
@@ -39,16 +41,28 @@ def fmt(c, v):
     return "--" if pd.isna(v) else (f"{v:.2f}" if c.startswith("STIR") else f"{v:.1f}")
 
 
-lines = ["| model | IRI loss | " + " | ".join(value_cols) + " |", "| --- | --- | " + " | ".join("---:" for _ in value_cols) + " |"]
-lines += [f"| {r['model']} | {r['loss']} | " + " | ".join(fmt(c, r[c]) for c in value_cols) + " |"
-          for _, r in table.iterrows()]
+lines = [
+    "| model | IRI loss | " + " | ".join(value_cols) + " |",
+    "| --- | --- | " + " | ".join("---:" for _ in value_cols) + " |",
+]
+lines += [
+    f"| {r['model']} | {r['loss']} | " + " | ".join(fmt(c, r[c]) for c in value_cols) + " |"
+    for _, r in table.iterrows()
+]
 with atomic_path(snakemake.output.markdown) as tmp:
     tmp.write_text("\n".join(lines) + "\n")
 head = "".join(f"<th>{html.escape(c)}</th>" for c in ["model", "IRI loss", *value_cols])
-body = "".join("<tr>" + f"<td>{html.escape(r['model'])}</td><td>{html.escape(r['loss'])}</td>"
-               + "".join(f"<td>{fmt(c, r[c])}</td>" for c in value_cols) + "</tr>" for _, r in table.iterrows())
+body = "".join(
+    "<tr>"
+    + f"<td>{html.escape(r['model'])}</td><td>{html.escape(r['loss'])}</td>"
+    + "".join(f"<td>{fmt(c, r[c])}</td>" for c in value_cols)
+    + "</tr>"
+    for _, r in table.iterrows()
+)
 with atomic_path(snakemake.output.html) as tmp:
-    tmp.write_text("<!DOCTYPE html><meta charset='utf-8'><title>proxies</title>"
-                   "<style>td,th{padding:2px 8px;text-align:right}</style>"
-                   f"<table><tr>{head}</tr>{body}</table>\n")
+    tmp.write_text(
+        "<!DOCTYPE html><meta charset='utf-8'><title>proxies</title>"
+        "<style>td,th{padding:2px 8px;text-align:right}</style>"
+        f"<table><tr>{head}</tr>{body}</table>\n"
+    )
 ctx.log.info("proxies:\n%s", "\n".join(lines))

@@ -1,6 +1,7 @@
 """Rule rsa_baseline: the model-free reference of a dataset, the pixels of
 the 92 object images at that dataset's input size and channels, scored like
 a model's representation."""
+
 import pandas as pd
 
 from iriflow.io import atomic_path, load_npz, read_json

@@ -1,26 +1,45 @@
 """Rule rsa_data: the 92 object images with people's similarity judgments
 (Mur et al. 2013) and human/monkey IT RDMs (Kriegeskorte et al. 2008), from
-the download cache or the pinned URL, each file checked against its pinned
-sha256, stored as one .npz. The cache location does not change the outputs
-(the checksums pin the bytes), so it is read from the config here, not
-passed as a param that would trigger reruns."""
+the copy committed in resources/rsa92 (rsa.cache: ''), or from the folder
+rsa.cache names (downloaded there from the pinned URL when missing), each
+file checked against its pinned sha256, stored as one .npz. The location
+does not change the outputs (the checksums pin the bytes), so it is read from
+the config here, not passed as a param that would trigger reruns."""
+
+from pathlib import Path
+
 from iriflow.io import write_provenance
 from iriflow.rsa import RSA92_FILES, fetch_verified, load_rsa92, resolve_cache, sha256_file
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 params = snakemake.params
-cache = resolve_cache(snakemake.config["rsa"]["cache"], snakemake.config["data"]["root"])
+bundled = Path(snakemake.scriptdir).parent / "resources" / "rsa92"
+cache = resolve_cache(snakemake.config["rsa"]["cache"], bundled)
 ctx.log.info("download cache: %s (download %s)", cache, "allowed" if params.download else "off")
 paths, sources = {}, {}
 for key, remote in RSA92_FILES.items():
     paths[key], how = fetch_verified(remote, cache, params.base_url, params.download)
-    sources[remote.name] = {"sha256": sha256_file(paths[key]), "from": how, "path": str(paths[key]),
-                            "url": f"{params.base_url.rstrip('/')}/{remote.name}", "what": remote.what}
+    sources[remote.name] = {
+        "sha256": sha256_file(paths[key]),
+        "from": how,
+        "path": str(paths[key]),
+        "url": f"{params.base_url.rstrip('/')}/{remote.name}",
+        "what": remote.what,
+    }
     ctx.log.info("%s: sha256 ok (%s)", remote.name, how)
 data = load_rsa92(paths["behaviour"], paths["kriegeskorte"])
-ctx.log.info("%d participants' RDMs, %d images %s, categories %s", len(data.behaviour), len(data.images),
-             data.images.shape[1:], data.category_labels)
+ctx.log.info(
+    "%d participants' RDMs, %d images %s, categories %s",
+    len(data.behaviour),
+    len(data.images),
+    data.images.shape[1:],
+    data.category_labels,
+)
 data.save(snakemake.output.data)
-write_provenance(snakemake.output.provenance, {"download": params.download, "base_url": params.base_url},
-                 wall_time_s=ctx.elapsed, files=sources)
+write_provenance(
+    snakemake.output.provenance,
+    {"download": params.download, "base_url": params.base_url},
+    wall_time_s=ctx.elapsed,
+    files=sources,
+)

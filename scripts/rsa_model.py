@@ -2,6 +2,7 @@
 images, resized to the model's input size (grayscale for one-channel
 models), its RDM, and its RSA and odd-one-out scores against people
 (iriflow.rsa.score_features)."""
+
 import pandas as pd
 import torch
 
@@ -22,8 +23,15 @@ model = load_model(snakemake.input.model, snakemake.input.info, device)
 shape = read_json(snakemake.input.meta)["shape"]  # [C, H, W] of the training images
 x = torch.from_numpy(model_inputs(data.images, model.spec["in_channels"], shape[1:]))
 features = extract(model, x, w.layer, device=device).double().numpy()
-ctx.log.info("%s/%s %s: %d images at %s -> features %s", w.dataset, w.model, w.layer, len(x), list(x.shape[1:]),
-             list(features.shape[1:]))
+ctx.log.info(
+    "%s/%s %s: %d images at %s -> features %s",
+    w.dataset,
+    w.model,
+    w.layer,
+    len(x),
+    list(x.shape[1:]),
+    list(features.shape[1:]),
+)
 save_npz(snakemake.output.representations, features=features, rdm=rdm(features, settings["rdm_metric"]))
 rows = score_features(features, data, triplets, settings, ctx.log.info)
 table = pd.DataFrame(rows).assign(kind="model", dataset=w.dataset, model=w.model, layer=w.layer)

@@ -2,6 +2,7 @@
 (and the pixel baselines and IT references), grouped by architecture,
 objective and augmentation, with CIs and the noise ceiling, as CSV,
 Markdown, LaTeX and HTML, plus a plain-text summary."""
+
 import pandas as pd
 
 from iriflow.io import atomic_path, read_json
@@ -18,8 +19,12 @@ header, rows = table_rows(wide, ceiling)
 title = table_title(ceiling, snakemake.params.level)
 with atomic_path(out.csv) as tmp:
     wide.to_csv(tmp, index=False, float_format="%.5f")
-for path, text in ((out.markdown, markdown_table(header, rows, title)), (out.latex, latex_table(header, rows, title)),
-                   (out.html, html_table(header, rows, title)), (out.summary, summary_text(wide, ceiling))):
+for path, text in (
+    (out.markdown, markdown_table(header, rows, title)),
+    (out.latex, latex_table(header, rows, title)),
+    (out.html, html_table(header, rows, title)),
+    (out.summary, summary_text(wide, ceiling)),
+):
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 ctx.log.info("%s\n%s", markdown_table(header, rows, title), summary_text(wide, ceiling))

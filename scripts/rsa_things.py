@@ -2,6 +2,7 @@
 on a user's THINGS-style triplets (rsa.things: a triplet file whose last
 column is the person's odd one out, and the images it indexes), normalised
 by the noise ceiling, and the cross-validated linear probe."""
+
 import pandas as pd
 import torch
 from PIL import Image

@@ -7,6 +7,7 @@ files in judgments.observers.real.responses (imported strictly: a bad file
 stops the rule with its file, row and column, and nothing is written).
 Catch screening runs per observer kind; exclusions.json reports totals and,
 under ``by_observer``, the counts of each kind."""
+
 import sys
 
 import pandas as pd
@@ -27,8 +28,12 @@ try:
 except ResponseError as err:
     ctx.log.error("cannot import real responses; nothing was written:\n%s", err)
     sys.exit(1)
-ctx.log.info("real observers: %d responses of %d participants from %d file(s)", len(real),
-             real["participant"].nunique(), len(real_files))
+ctx.log.info(
+    "real observers: %d responses of %d participants from %d file(s)",
+    len(real),
+    real["participant"].nunique(),
+    len(real_files),
+)
 responses = pd.concat([simulated, real], ignore_index=True)
 
 kept_parts, by_observer = [], {}
@@ -36,8 +41,12 @@ for observer, group in responses.groupby("observer", sort=True):
     kept_o, report_o = exclude_failed_catch(group, trials, snakemake.params.min_catch_correct)
     kept_parts.append(kept_o)
     by_observer[observer] = report_o
-    ctx.log.info("catch screening, %s: %d participants, %d excluded", observer, report_o["n_participants"],
-                 report_o["n_excluded"])
+    ctx.log.info(
+        "catch screening, %s: %d participants, %d excluded",
+        observer,
+        report_o["n_participants"],
+        report_o["n_excluded"],
+    )
 kept = pd.concat(kept_parts, ignore_index=True) if kept_parts else responses
 report = {
     "min_correct": float(snakemake.params.min_catch_correct),
@@ -51,8 +60,10 @@ scores = score(kept, trials, n_boot=boot["n"], level=boot["level"], seed=boot["s
 SET_PARTS = ["dataset", "model", "layer", "loss", "seed_type"]
 parts = pd.DataFrame(scores["set_id"].str.split("/").tolist(), columns=SET_PARTS)
 specs = [ModelSpec.parse(f"{d}/{m}") for d, m in zip(parts["dataset"], parts["model"])]
-factors = pd.DataFrame([{"arch": s.arch, "objective": s.objective, "augmentation": s.augmentation,
-                         "seed": s.seed} for s in specs], columns=["arch", "objective", "augmentation", "seed"])
+factors = pd.DataFrame(
+    [{"arch": s.arch, "objective": s.objective, "augmentation": s.augmentation, "seed": s.seed} for s in specs],
+    columns=["arch", "objective", "augmentation", "seed"],
+)
 table = pd.concat([parts, factors, scores.drop(columns="set_id")], axis=1)
 if table.empty:
     ctx.log.warning("no IRI converged anywhere: the alignment table is empty")

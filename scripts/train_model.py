@@ -1,4 +1,5 @@
 """Rule train_model: train one grid model (resuming from its last epoch)."""
+
 import json
 import shutil
 from pathlib import Path
@@ -22,23 +23,42 @@ ctx.log.info("training %s on %s", s["id"], describe(device))
 prep = load_prepared(snakemake.input.data)
 x, y = prep.tensors("train")
 torch.manual_seed(s["seed"])
-model = build_model(s["arch"], prep.num_classes, prep.shape[0], prep.mean.tolist(),
-                    prep.std.tolist(), s["width"], s["stem_stride"])
+model = build_model(
+    s["arch"], prep.num_classes, prep.shape[0], prep.mean.tolist(), prep.std.tolist(), s["width"], s["stem_stride"]
+)
 objective = build_objective(s["objective"], model.head.in_features)
 aug = build_augmentation(s["augmentation"], s["augmentations"])
 ckpt = Path(snakemake.params.checkpoint)
-trainer = Trainer(model, objective, aug, s["recipe"], s["seed"], device,
-                  checkpoint=ckpt / "last.pt", snapshot_dir=ckpt / "snapshots",
-                  fingerprint=json.dumps({k: v for k, v in s.items() if k != "device"}, sort_keys=True))
+trainer = Trainer(
+    model,
+    objective,
+    aug,
+    s["recipe"],
+    s["seed"],
+    device,
+    checkpoint=ckpt / "last.pt",
+    snapshot_dir=ckpt / "snapshots",
+    fingerprint=json.dumps({k: v for k, v in s.items() if k != "device"}, sort_keys=True),
+)
 result = trainer.run(x, y, on_epoch=lambda row: write_history_csv(ckpt / "metrics.csv", trainer.history))
 
-info = {"id": s["id"], "objective": s["objective"], "objective_name": s["objective_name"], "augmentation": s["augmentation"],
-        "augmentations": s["augmentations"], "recipe": s["recipe"], "seed": s["seed"],
-        "epochs": trainer.epoch, "resumed_from_epoch": result.resumed_from,
-        "device": describe(device), "wall_time_s": round(ctx.elapsed, 2)}
+info = {
+    "id": s["id"],
+    "objective": s["objective"],
+    "objective_name": s["objective_name"],
+    "augmentation": s["augmentation"],
+    "augmentations": s["augmentations"],
+    "recipe": s["recipe"],
+    "seed": s["seed"],
+    "epochs": trainer.epoch,
+    "resumed_from_epoch": result.resumed_from,
+    "device": describe(device),
+    "wall_time_s": round(ctx.elapsed, 2),
+}
 if not objective.supervised:
-    info["probe_train_acc"] = fit_linear_probe(model, x, y, prep.num_classes, s["objective"]["probe"],
-                                               s["seed"], device)
+    info["probe_train_acc"] = fit_linear_probe(
+        model, x, y, prep.num_classes, s["objective"]["probe"], s["seed"], device
+    )
     ctx.log.info("linear probe train accuracy %.3f", info["probe_train_acc"])
 save_model(out.model, out.info, model, info)
 write_history_csv(out.metrics, result.history)

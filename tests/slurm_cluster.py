@@ -14,6 +14,7 @@ CUDA_VISIBLE_DEVICES, the code itself falls back to the CPU).
 Run by hand to try the SLURM profile on a workstation:
     ./run python tests/slurm_cluster.py   # Ctrl-C stops it
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,9 @@ def config_conflict() -> str | None:
 
 
 def _which(name: str) -> str | None:
-    return shutil.which(name) or next((str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name)
-                                       if p.exists()), None)
+    return shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
 
 
 def ensure_installed() -> str | None:
@@ -53,8 +55,10 @@ def ensure_installed() -> str | None:
     if not shutil.which("apt-get"):
         return "slurm/munge are not installed and there is no apt-get to install them"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+    ):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
         if proc.returncode != 0:
             return f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-500:]}"
@@ -103,56 +107,73 @@ class LocalSlurm:
             (self.root / sub).mkdir(exist_ok=True)
         shutil.chown(self.root / "munge", "munge", "munge")
         gres = f" Gres=gpu:{self.gpus}" if self.gpus else ""
-        self.conf.write_text("\n".join([
-            MARKER,
-            "ClusterName=iriflow-test",
-            "SlurmctldHost=localhost",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge",
-            "CredType=cred/munge",
-            f"AuthInfo=socket={self.root / 'munge' / 'munge.sock'}",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            f"StateSaveLocation={self.root / 'state'}",
-            f"SlurmdSpoolDir={self.root / 'spool'}",
-            f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",
-            f"SlurmdPidFile={self.root / 'slurmd.pid'}",
-            f"SlurmctldLogFile={self.root / 'slurmctld.log'}",
-            f"SlurmdLogFile={self.root / 'slurmd.log'}",
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
-            "JobAcctGatherType=jobacct_gather/none",
-            "AccountingStorageType=accounting_storage/none",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core_Memory",
-            "SchedulerType=sched/backfill",
-            "MpiDefault=none",
-            "ReturnToService=2",
-            # finished jobs stay visible to squeue this long (s): Snakemake's status
-            # queries need them, and the test lists every job of its run
-            "MinJobAge=3600",
-            "GresTypes=gpu",
-            f"NodeName=localhost CPUs={self.cpus} RealMemory={self.memory_mb}{gres} State=UNKNOWN",
-            "PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
-            "",
-        ]))
+        self.conf.write_text(
+            "\n".join(
+                [
+                    MARKER,
+                    "ClusterName=iriflow-test",
+                    "SlurmctldHost=localhost",
+                    f"SlurmctldPort={_free_port()}",
+                    f"SlurmdPort={_free_port()}",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    f"AuthInfo=socket={self.root / 'munge' / 'munge.sock'}",
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    f"StateSaveLocation={self.root / 'state'}",
+                    f"SlurmdSpoolDir={self.root / 'spool'}",
+                    f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={self.root / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={self.root / 'slurmctld.log'}",
+                    f"SlurmdLogFile={self.root / 'slurmd.log'}",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "JobAcctGatherType=jobacct_gather/none",
+                    "AccountingStorageType=accounting_storage/none",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core_Memory",
+                    "SchedulerType=sched/backfill",
+                    "MpiDefault=none",
+                    "ReturnToService=2",
+                    # finished jobs stay visible to squeue this long (s): Snakemake's status
+                    # queries need them, and the test lists every job of its run
+                    "MinJobAge=3600",
+                    "GresTypes=gpu",
+                    f"NodeName=localhost CPUs={self.cpus} RealMemory={self.memory_mb}{gres} State=UNKNOWN",
+                    "PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
+        )
         # a GPU SLURM can grant without hardware: File= is required, /dev/null will do
         (ETC / "gres.conf").write_text("NodeName=localhost Name=gpu File=/dev/null\n" if self.gpus else "")
 
     # --- daemons ----------------------------------------------------------------
     def _start(self, name: str, cmd: list[str]) -> None:
         log = open(self.root / f"{name}.out", "w")
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                            start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
 
-    def up(self, timeout: float = 60) -> "LocalSlurm":
+    def up(self, timeout: float = 60) -> LocalSlurm:
         self.write_config()
         sock = self.root / "munge" / "munge.sock"
-        self._start("munged", ["runuser", "-u", "munge", "--", _which("munged"), "--foreground",
-                               f"--socket={sock}", f"--pid-file={self.root / 'munge' / 'munged.pid'}",
-                               f"--log-file={self.root / 'munge' / 'munged.log'}",
-                               f"--seed-file={self.root / 'munge' / 'munged.seed'}", "--force"])
+        self._start(
+            "munged",
+            [
+                "runuser",
+                "-u",
+                "munge",
+                "--",
+                _which("munged"),
+                "--foreground",
+                f"--socket={sock}",
+                f"--pid-file={self.root / 'munge' / 'munged.pid'}",
+                f"--log-file={self.root / 'munge' / 'munged.log'}",
+                f"--seed-file={self.root / 'munge' / 'munged.seed'}",
+                "--force",
+            ],
+        )
         self._wait(lambda: sock.exists(), timeout, "munged socket")
         self._start("slurmctld", [_which("slurmctld"), "-D", "-i", "-f", str(self.conf)])
         self._wait(lambda: self._run("sinfo", "-h").returncode == 0, timeout, "slurmctld answering")
@@ -161,8 +182,9 @@ class LocalSlurm:
         return self
 
     def _run(self, *cmd: str) -> subprocess.CompletedProcess:
-        return subprocess.run([_which(cmd[0]) or cmd[0], *cmd[1:]], capture_output=True, text=True,
-                              env=self.env, timeout=30)
+        return subprocess.run(
+            [_which(cmd[0]) or cmd[0], *cmd[1:]], capture_output=True, text=True, env=self.env, timeout=30
+        )
 
     def _wait(self, ok, timeout: float, what: str) -> None:
         end = time.monotonic() + timeout

@@ -1,14 +1,25 @@
 """From judgments to claims (iriflow.analysis, iriflow.snapshots,
 iriflow.plots): design factors of model ids, answer tables, findings on data
 with known effects, the paper-style table and the data behind figures."""
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
 
-from iriflow.analysis import (alignment_table, answers, evaluate_findings, model_factors, preferred_levels,
-                              primary_observer, split_set_ids, summary_text, table_latex, table_markdown)
+from conftest import ROOT, SCHEMA
+from iriflow.analysis import (
+    alignment_table,
+    answers,
+    evaluate_findings,
+    model_factors,
+    preferred_levels,
+    primary_observer,
+    split_set_ids,
+    summary_text,
+    table_latex,
+    table_markdown,
+)
 from iriflow.config import validate_config
 from iriflow.plots import alignment_data, alignment_figure, pick_examples, proxy_data
 from iriflow.snapshots import snapshot_epochs
@@ -17,13 +28,20 @@ from iriflow.stats import analyse
 
 @pytest.fixture(scope="module")
 def cfg():
-    return validate_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    return validate_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), SCHEMA)
 
 
 def test_model_factors_of_the_default_grid(cfg):
     f = model_factors("mnist5k/resnet18-ce-adv_l2-s0", cfg["models"])
-    assert f == {"arch": "resnet18", "objective": "ce", "augmentation": "adv_l2", "adversarial": "adversarial",
-                 "base_augmentation": "standard", "variant": "ce-adv_l2", "seed": "0"}
+    assert f == {
+        "arch": "resnet18",
+        "objective": "ce",
+        "augmentation": "adv_l2",
+        "adversarial": "adversarial",
+        "base_augmentation": "standard",
+        "variant": "ce-adv_l2",
+        "seed": "0",
+    }
     g = model_factors("mnist5k/vgg16bn-simclr-simclr-s0", cfg["models"])
     assert g["adversarial"] == "standard" and g["base_augmentation"] == "simclr"
     assert model_factors("mnist5k/vgg16bn-simclr-simclr_adv-s0", cfg["models"])["base_augmentation"] == "simclr"
@@ -48,8 +66,12 @@ def test_snapshot_epochs():
 
 
 def test_split_set_ids_with_and_without_epoch():
-    ids = pd.Series(["mnist5k/resnet18-ce-standard-s0/penultimate/regfree/other-image",
-                     "mnist5k/resnet18-simclr-simclr-s0/penultimate/regfree/other-image/epoch0002"])
+    ids = pd.Series(
+        [
+            "mnist5k/resnet18-ce-standard-s0/penultimate/regfree/other-image",
+            "mnist5k/resnet18-simclr-simclr-s0/penultimate/regfree/other-image/epoch0002",
+        ]
+    )
     parts = split_set_ids(ids)
     assert parts["model"].tolist() == ["mnist5k/resnet18-ce-standard-s0", "mnist5k/resnet18-simclr-simclr-s0"]
     assert parts["epoch"].tolist() == ["", "2"] and parts["loss"].tolist() == ["regfree", "regfree"]
@@ -57,12 +79,28 @@ def test_split_set_ids_with_and_without_epoch():
 
 def test_answers_drop_catch_trials_and_carry_measure_and_factors(cfg):
     set_id = "mnist5k/resnet18-ce-adv_l2-s0/penultimate/regfree/other-image"
-    trials = pd.DataFrame({"set_id": set_id, "trial_id": ["t0", "t1", "t2", "c0"],
-                           "kind": ["2afc", "2afc", "matching", "catch"], "alternative": ["seed", "other-target", "", ""],
-                           "target": [0, 0, 0, 1], "n_options": [2, 2, 4, 2], "correct": [0, 1, 2, 0]})
-    responses = pd.DataFrame({"participant": "p1", "set_id": set_id, "trial_id": ["t0", "t1", "t2", "c0"],
-                              "response": [0, 0, 2, 0], "correct": [True, False, True, True], "rt_ms": np.nan,
-                              "observer": "real"})
+    trials = pd.DataFrame(
+        {
+            "set_id": set_id,
+            "trial_id": ["t0", "t1", "t2", "c0"],
+            "kind": ["2afc", "2afc", "matching", "catch"],
+            "alternative": ["seed", "other-target", "", ""],
+            "target": [0, 0, 0, 1],
+            "n_options": [2, 2, 4, 2],
+            "correct": [0, 1, 2, 0],
+        }
+    )
+    responses = pd.DataFrame(
+        {
+            "participant": "p1",
+            "set_id": set_id,
+            "trial_id": ["t0", "t1", "t2", "c0"],
+            "response": [0, 0, 2, 0],
+            "correct": [True, False, True, True],
+            "rt_ms": np.nan,
+            "observer": "real",
+        }
+    )
     a = answers(responses, trials, cfg["models"])
     assert a["measure"].tolist() == ["2afc:seed", "2afc:other-target", "matching"]
     assert a["correct"].tolist() == [1, 0, 1] and a["chance"].tolist() == [0.5, 0.5, 0.25]
@@ -70,8 +108,9 @@ def test_answers_drop_catch_trials_and_carry_measure_and_factors(cfg):
     assert answers(responses.iloc[:0], trials, cfg["models"]).empty
 
 
-def _answers(effect_regfree: float, effect_adv: float, seed: int = 0, n_participants: int = 12,
-             n_items: int = 24) -> pd.DataFrame:
+def _answers(
+    effect_regfree: float, effect_adv: float, seed: int = 0, n_participants: int = 12, n_items: int = 24
+) -> pd.DataFrame:
     """Answers of a 2 arch x 2 training x 3 loss design: adversarial
     training raises P(correct) by ``effect_regfree`` under regfree, not
     under tv-l6 (all models 0.7), and by ``effect_adv`` from 0.5 under the
@@ -81,23 +120,45 @@ def _answers(effect_regfree: float, effect_adv: float, seed: int = 0, n_particip
     for arch in ("resnet18", "vgg16bn"):
         for adv in ("standard", "adversarial"):
             model = f"mnist5k/{arch}-ce-{'adv_l2' if adv == 'adversarial' else 'standard'}-s0"
-            for loss, p in (("regfree", 0.5 + effect_regfree * (adv == "adversarial")), ("tv-l6", 0.7),
-                            ("adversarial", 0.5 + effect_adv * (adv == "adversarial"))):
+            for loss, p in (
+                ("regfree", 0.5 + effect_regfree * (adv == "adversarial")),
+                ("tv-l6", 0.7),
+                ("adversarial", 0.5 + effect_adv * (adv == "adversarial")),
+            ):
                 y = rng.random((n_participants, n_items)) < p
                 pi, ii = np.meshgrid(np.arange(n_participants), np.arange(n_items), indexing="ij")
                 set_id = f"{model}/penultimate/{loss}/other-image"
-                rows.append(pd.DataFrame({"correct": y.ravel().astype(np.int8), "participant": [f"p{k}" for k in pi.ravel()],
-                                          "item": [f"{set_id}#{i}" for i in ii.ravel()], "set_id": set_id,
-                                          "model": model, "arch": arch, "objective": "ce", "adversarial": adv,
-                                          "base_augmentation": "standard", "loss": loss, "seed_type": "other-image",
-                                          "chance": 0.5, "observer": "simulated:ssim",
-                                          "measure": "2afc:other-target"}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "correct": y.ravel().astype(np.int8),
+                            "participant": [f"p{k}" for k in pi.ravel()],
+                            "item": [f"{set_id}#{i}" for i in ii.ravel()],
+                            "set_id": set_id,
+                            "model": model,
+                            "arch": arch,
+                            "objective": "ce",
+                            "adversarial": adv,
+                            "base_augmentation": "standard",
+                            "loss": loss,
+                            "seed_type": "other-image",
+                            "chance": 0.5,
+                            "observer": "simulated:ssim",
+                            "measure": "2afc:other-target",
+                        }
+                    )
+                )
     return pd.concat(rows, ignore_index=True)
 
 
 def _findings(cfg, data):
-    an = analyse(data, ["arch", "objective", "adversarial", "base_augmentation"], by="loss",
-                 covariates=("seed_type",), preferred_levels=preferred_levels(cfg))
+    an = analyse(
+        data,
+        ["arch", "objective", "adversarial", "base_augmentation"],
+        by="loss",
+        covariates=("seed_type",),
+        preferred_levels=preferred_levels(cfg),
+    )
     return evaluate_findings({("simulated:ssim", "2afc:other-target"): an}, {}, None, cfg, 0.05), an
 
 
@@ -110,8 +171,15 @@ def test_findings_follow_the_planted_effects(cfg):
     assert f.loc[2, "verdict"] == "supported" and "0 of 4 models above chance" in f.loc[2, "detail"]
     assert f.loc[3, "verdict"] == "not testable"
     assert "arch" in an.factors and "objective" not in an.factors
-    text = summary_text(findings, primary_observer="simulated:ssim", primary_measure="2afc:other-target",
-                        context={"models": 4}, agreement=pd.DataFrame(), notes={"objective": "one level"}, alpha=0.05)
+    text = summary_text(
+        findings,
+        primary_observer="simulated:ssim",
+        primary_measure="2afc:other-target",
+        context={"models": 4},
+        agreement=pd.DataFrame(),
+        notes={"objective": "one level"},
+        alpha=0.05,
+    )
     assert "Finding 1." in text and "verdict: SUPPORTED" in text and "p = " in text
     assert "objective: one level" in text
 
@@ -130,9 +198,20 @@ def _scores():
         for variant, add in (("ce-standard", 0.0), ("ce-adv_l2", 0.3)):
             for loss in ("regfree", "adversarial"):
                 p = base + add
-                rows.append({"observer": "simulated:ssim", "measure": "2afc:other-target", "arch": arch,
-                             "variant": variant, "loss": loss, "prop_correct": p, "ci_lo": p - 0.05,
-                             "ci_hi": p + 0.05, "chance": 0.5, "augmentation": variant.split("-")[1]})
+                rows.append(
+                    {
+                        "observer": "simulated:ssim",
+                        "measure": "2afc:other-target",
+                        "arch": arch,
+                        "variant": variant,
+                        "loss": loss,
+                        "prop_correct": p,
+                        "ci_lo": p - 0.05,
+                        "ci_hi": p + 0.05,
+                        "chance": 0.5,
+                        "augmentation": variant.split("-")[1],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -168,13 +247,40 @@ def test_pick_examples_takes_one_per_class_preferring_converged():
 
 
 def test_proxy_data_pairs_sets_with_proxies():
-    alignment = pd.DataFrame({"dataset": "d", "model": "m", "layer": "l", "loss": "regfree", "seed_type": "s",
-                              "kind": ["2afc", "2afc"], "alternative": ["seed", "other-target"],
-                              "observer": "simulated:ssim", "prop_correct": [0.8, 0.6], "ci_lo": 0.7, "ci_hi": 0.9})
-    proxy = pd.DataFrame({"set_id": "d/m/l/regfree/s", "alternative": ["seed", "other-target"], "metric": "ssim",
-                          "n": 10, "proxy": [0.9, 0.4]})
-    stir = pd.DataFrame({"set_id": "d/m/l/regfree/s", "model": "d/m", "reference_model": ["d/m", "d/x"],
-                         "layer": "penultimate", "n": 10, "cka": [0.99, 0.5]})
+    alignment = pd.DataFrame(
+        {
+            "dataset": "d",
+            "model": "m",
+            "layer": "l",
+            "loss": "regfree",
+            "seed_type": "s",
+            "kind": ["2afc", "2afc"],
+            "alternative": ["seed", "other-target"],
+            "observer": "simulated:ssim",
+            "prop_correct": [0.8, 0.6],
+            "ci_lo": 0.7,
+            "ci_hi": 0.9,
+        }
+    )
+    proxy = pd.DataFrame(
+        {
+            "set_id": "d/m/l/regfree/s",
+            "alternative": ["seed", "other-target"],
+            "metric": "ssim",
+            "n": 10,
+            "proxy": [0.9, 0.4],
+        }
+    )
+    stir = pd.DataFrame(
+        {
+            "set_id": "d/m/l/regfree/s",
+            "model": "d/m",
+            "reference_model": ["d/m", "d/x"],
+            "layer": "penultimate",
+            "n": 10,
+            "cka": [0.99, 0.5],
+        }
+    )
     d = proxy_data(alignment, proxy, stir, "2afc:other-target").set_index("proxy_name")
     assert d.loc["2AFC proxy (ssim)", "x"] == pytest.approx(90) and d.loc["2AFC proxy (ssim)", "y"] == pytest.approx(80)
     # STIR excludes the model itself and is paired with the primary measure
@@ -188,9 +294,13 @@ def test_example_pair_is_a_standard_and_a_robust_twin(cfg):
 
     ids = [m.id for m in model_grid(cfg)]
     assert example_pair(ids, cfg["models"], preferred_levels(cfg)) == [
-        "mnist5k/resnet18-ce-standard-s0", "mnist5k/resnet18-ce-adv_l2-s0"]
-    paper = validate_config(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+        "mnist5k/resnet18-ce-standard-s0",
+        "mnist5k/resnet18-ce-adv_l2-s0",
+    ]
+    paper = validate_config(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()), SCHEMA)
     ids = [m.id for m in model_grid(paper)]
     # the adversarial model's base augmentation matches the standard one's
     assert example_pair(ids, paper["models"], preferred_levels(paper)) == [
-        "cifar10/resnet18-ce-standard-s0", "cifar10/resnet18-ce-adv_l2-s0"]
+        "cifar10/resnet18-ce-standard-s0",
+        "cifar10/resnet18-ce-adv_l2-s0",
+    ]

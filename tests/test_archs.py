@@ -1,6 +1,7 @@
 """Architectures: registry, shapes and geometry, width scaling, parameter counts
 against the reference implementations, internal normalisation, FakeReLU gradients,
 named layers, state_dict round-trips, determinism and channels_last."""
+
 from __future__ import annotations
 
 import copy
@@ -17,10 +18,15 @@ ALL = ["resnet18", "vgg16bn", "densenet121", "inceptionv3", "tv_resnet18", "tv_r
 CIFAR = ALL[:4]
 W = 0.125
 NUM_CLASSES = 7
-INPUTS = {1: dict(mean=[0.13], std=[0.31], size=28),
-          3: dict(mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26], size=32)}
-FEATURE_DIM = {"resnet18": 512 * W, "vgg16bn": 512 * W, "densenet121": 1024 * W,
-               "inceptionv3": 2048 * W, "tv_resnet18": 512, "tv_resnet50": 2048}
+INPUTS = {1: dict(mean=[0.13], std=[0.31], size=28), 3: dict(mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26], size=32)}
+FEATURE_DIM = {
+    "resnet18": 512 * W,
+    "vgg16bn": 512 * W,
+    "densenet121": 1024 * W,
+    "inceptionv3": 2048 * W,
+    "tv_resnet18": 512,
+    "tv_resnet50": 2048,
+}
 # Spatial size of each stage output (penultimate excluded) for 28 px and 32 px inputs.
 SPATIAL = {
     "resnet18": {28: [28, 28, 14, 7, 4], 32: [32, 32, 16, 8, 4]},
@@ -32,8 +38,7 @@ SPATIAL = {
 }
 
 
-def make(arch: str, in_channels: int = 3, width: float = W, seed: int = 0,
-         num_classes: int = NUM_CLASSES) -> Net:
+def make(arch: str, in_channels: int = 3, width: float = W, seed: int = 0, num_classes: int = NUM_CLASSES) -> Net:
     torch.manual_seed(seed)
     spec = INPUTS[in_channels]
     return build_model(arch, num_classes, in_channels, spec["mean"], spec["std"], width).eval()
@@ -88,14 +93,13 @@ def test_shapes_geometry_and_batch_independence(nets, arch, in_channels):
         logits = net(x)
         feats = net.features(x)
         acts = net.layers(x, net.backbone.layer_names())
-        single = torch.cat([net(x[i:i + 1]) for i in range(3)])
+        single = torch.cat([net(x[i : i + 1]) for i in range(3)])
     assert net.feature_dim == FEATURE_DIM[arch]
     assert logits.shape == (3, NUM_CLASSES) and feats.shape == (3, net.feature_dim)
     assert list(acts) == net.backbone.layer_names()
     stages = [n for n in acts if n != PENULTIMATE]
     assert [acts[n].shape[-1] for n in stages] == SPATIAL[arch][size]
-    assert all(acts[n].shape[:2] == (3, acts[n].shape[1]) and acts[n].shape[-2] == acts[n].shape[-1]
-               for n in stages)
+    assert all(acts[n].shape[:2] == (3, acts[n].shape[1]) and acts[n].shape[-2] == acts[n].shape[-1] for n in stages)
     last = acts[stages[-1]]
     assert last.shape[1] == net.feature_dim and (last >= 0).all()
     torch.testing.assert_close(acts[PENULTIMATE], last.mean(dim=(2, 3)), rtol=0, atol=0)
@@ -167,21 +171,23 @@ def test_torchvision_state_dict_loads_and_matches_torchvision_forward(arch):
         ref(images(batch=4, size=64, seed=7))  # train mode: move the BatchNorm statistics
     ref.eval()
     net = make(arch)
-    state = {f"head.{k[3:]}" if k.startswith("fc.") else f"backbone.{k}": v
-             for k, v in ref.state_dict().items()}
+    state = {f"head.{k[3:]}" if k.startswith("fc.") else f"backbone.{k}": v for k, v in ref.state_dict().items()}
     net.load_state_dict({**state, "mean": net.mean, "std": net.std})
     x = images(size=64)
     with torch.no_grad():
         assert_close_to_scale(net(x), ref(net.normalize(x)))
 
 
-@pytest.mark.parametrize("arch, expected", [
-    ("resnet18", 11_173_962),     # the usual CIFAR ResNet-18, 10 classes
-    ("vgg16bn", 14_728_266),      # the usual CIFAR VGG-16-BN, 10 classes
-    ("densenet121", 6_956_298),   # the usual CIFAR DenseNet-121, 10 classes
-    ("tv_resnet18", 11_689_512),  # torchvision resnet18, 1000 classes
-    ("tv_resnet50", 25_557_032),  # torchvision resnet50, 1000 classes
-])
+@pytest.mark.parametrize(
+    "arch, expected",
+    [
+        ("resnet18", 11_173_962),  # the usual CIFAR ResNet-18, 10 classes
+        ("vgg16bn", 14_728_266),  # the usual CIFAR VGG-16-BN, 10 classes
+        ("densenet121", 6_956_298),  # the usual CIFAR DenseNet-121, 10 classes
+        ("tv_resnet18", 11_689_512),  # torchvision resnet18, 1000 classes
+        ("tv_resnet50", 25_557_032),  # torchvision resnet50, 1000 classes
+    ],
+)
 def test_full_width_parameter_counts_match_references(arch, expected):
     net = make(arch, 3, 1.0, num_classes=1000 if arch.startswith("tv_") else 10)
     assert n_params(net) == expected
@@ -273,8 +279,7 @@ def test_fake_relu_reaches_input_when_every_final_unit_is_dead(arch):
     assert torch.equal(input_grad(plain, x), torch.zeros_like(x))
     g_fake = input_grad(fake, x)
     assert (g_fake != 0).float().mean() > 0.5
-    torch.testing.assert_close(g_fake, input_grad(preactivation(net, x).mean(dim=(2, 3)), x),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(g_fake, input_grad(preactivation(net, x).mean(dim=(2, 3)), x), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("arch", ALL)
@@ -286,8 +291,15 @@ def test_state_dict_round_trip_via_spec(arch):
     net.eval()
     x = images(1)
     spec = json.loads(json.dumps(net.spec))
-    assert spec == {"arch": arch, "num_classes": NUM_CLASSES, "in_channels": 1,
-                    "mean": INPUTS[1]["mean"], "std": INPUTS[1]["std"], "width": W, "stem_stride": 1}
+    assert spec == {
+        "arch": arch,
+        "num_classes": NUM_CLASSES,
+        "in_channels": 1,
+        "mean": INPUTS[1]["mean"],
+        "std": INPUTS[1]["std"],
+        "width": W,
+        "stem_stride": 1,
+    }
     torch.manual_seed(123)
     rebuilt = build_model(**spec).eval()
     with torch.no_grad():

@@ -2,11 +2,13 @@ import torch
 
 from iriflow.augment import AUGMENTATIONS, build_augmentation, colour_jitter, gaussian_blur
 
-DEFS = {"none": {"kind": "none"},
-        "shift": {"kind": "standard", "crop_pad": 3, "flip": False, "jitter": 0.0, "rotation": 0.0},
-        "standard": {"kind": "standard", "crop_pad": 4, "flip": True, "jitter": 0.25, "rotation": 2.0},
-        "simclr": {"kind": "simclr_views"},
-        "adv": {"kind": "adversarial", "base": "standard", "attack": {"norm": "l2", "eps": 1.0}}}
+DEFS = {
+    "none": {"kind": "none"},
+    "shift": {"kind": "standard", "crop_pad": 3, "flip": False, "jitter": 0.0, "rotation": 0.0},
+    "standard": {"kind": "standard", "crop_pad": 4, "flip": True, "jitter": 0.25, "rotation": 2.0},
+    "simclr": {"kind": "simclr_views"},
+    "adv": {"kind": "adversarial", "base": "standard", "attack": {"norm": "l2", "eps": 1.0}},
+}
 
 
 def gen(seed=0):

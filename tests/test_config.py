@@ -1,12 +1,10 @@
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import ROOT, SCHEMA
 from iriflow.config import ConfigError, ModelSpec, datasets_used, model_grid, validate_config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def load(name: str) -> dict:
@@ -15,7 +13,7 @@ def load(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def default_cfg():
-    return validate_config(load("config.yaml"))
+    return validate_config(load("config.yaml"), SCHEMA)
 
 
 def test_default_config_is_valid_and_filled(default_cfg):
@@ -26,15 +24,20 @@ def test_default_config_is_valid_and_filled(default_cfg):
     assert default_cfg["models"]["augmentations"]["adv_l2"]["attack"]["random_start"] is True
     assert default_cfg["iris"]["optimizer"] == "normalized"
     assert default_cfg["iris"]["loss_defs"]["tv-l6"] == {
-        "kind": "tv-l6", "rep_weight": 10.0, "tv_weight": 5e-4, "tv_beta": 2.0,
-        "norm_weight": 1.0, "norm_alpha": 6.0}
+        "kind": "tv-l6",
+        "rep_weight": 10.0,
+        "tv_weight": 5e-4,
+        "tv_beta": 2.0,
+        "norm_weight": 1.0,
+        "norm_alpha": 6.0,
+    }
     assert default_cfg["iris"]["loss_defs"]["adversarial"]["lam"] == 10.0
 
 
 def test_validation_does_not_mutate_input():
     raw = load("config.yaml")
     before = copy.deepcopy(raw)
-    validate_config(raw)
+    validate_config(raw, SCHEMA)
     assert raw == before
 
 
@@ -47,7 +50,7 @@ def test_default_grid(default_cfg):
 
 
 def test_paper_grid_is_the_full_design():
-    cfg = validate_config(load("paper.yaml"))
+    cfg = validate_config(load("paper.yaml"), SCHEMA)
     grid = model_grid(cfg)
     # supervised: 2 datasets x 4 archs x 5 augmentations; TRADES/MART: 4 archs x 8
     # objectives (2 losses x 4 betas); SimCLR: 4 archs x 3 view augmentations
@@ -56,7 +59,12 @@ def test_paper_grid_is_the_full_design():
     assert datasets_used(cfg) == ["cifar10", "cifar100"]
     assert cfg["targets"]["n"] == 100 and cfg["iris"]["steps"] == 5000
     assert cfg["models"]["augmentations"]["adv_l2"]["attack"] == {
-        "norm": "l2", "eps": 1.0, "steps": 7, "step_size": 0.5, "random_start": True}
+        "norm": "l2",
+        "eps": 1.0,
+        "steps": 7,
+        "step_size": 0.5,
+        "random_start": True,
+    }
     assert cfg["models"]["objectives"]["simclr"]["train"]["epochs"] == 1000
     assert cfg["models"]["resources"]["gpu"] == 1 and cfg["iris"]["resources"]["gpu"] == 1
 
@@ -80,51 +88,84 @@ def _bad(mutate):
     cfg = load("config.yaml")
     mutate(cfg)
     with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
+        validate_config(cfg, SCHEMA)
     return str(err.value)
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda c: c.update(colour="red"), "colour: unknown key 'colour'"),
-    (lambda c: c["data"].update(dowload=True), "data.dowload: unknown key 'dowload'"),
-    (lambda c: c.update(device="tpu"), "device: 'tpu' is not one of"),
-    (lambda c: c["targets"].update(n=0), "targets.n: 0 is less than the minimum of 1"),
-    (lambda c: c["targets"].update(n="20"), "targets.n: '20' is not of type 'integer'"),
-    (lambda c: c["data"]["mnist5k"].update(test_fraction=1.5), "data.mnist5k.test_fraction: 1.5"),
-    (lambda c: c["models"]["grid"][0]["archs"].append("resnet19"),
-     "models.grid[0].archs[2]: 'resnet19' is not defined"),
-    (lambda c: c["models"]["grid"][1]["objectives"].__setitem__(0, "byol"),
-     "models.grid[1].objectives[0]: 'byol' is not defined"),
-    (lambda c: c["models"]["grid"][0]["datasets"].__setitem__(0, "svhn"),
-     "models.grid[0].datasets[0]: 'svhn' is not one of"),
-    (lambda c: c["models"]["augmentations"]["adv_l2"]["attack"].update(eps=-1),
-     "models.augmentations.adv_l2.attack.eps: -1 is less than or equal to the minimum of 0"),
-    (lambda c: c["models"]["augmentations"]["adv_l2"]["attack"].update(norm="l3"),
-     "models.augmentations.adv_l2.attack.norm: 'l3' is not one of"),
-    (lambda c: c["models"]["augmentations"]["adv_l2"].update(base="simclr_adv"),
-     "models.augmentations.adv_l2.base: 'simclr_adv' is itself adversarial"),
-    (lambda c: c["models"]["augmentations"].update({"adv-l2": {"kind": "none"}}),
-     "models.augmentations: 'adv-l2' does not match"),
-    (lambda c: c["models"]["objectives"]["simclr"].update(temprature=0.5),
-     "models.objectives.simclr.temprature: unknown key 'temprature'"),
-    (lambda c: c["models"]["objectives"]["ce"].update(kind="hinge"),
-     "models.objectives.ce.kind: 'hinge' is not one of"),
-    (lambda c: c["models"]["train"].update(epochs=1.5), "models.train.epochs: 1.5 is not of type 'integer'"),
-    (lambda c: c["iris"].update(losses=["regfree", "lpips-magic"]),
-     "iris.losses[1]: 'lpips-magic' is neither a registered loss"),
-    (lambda c: c["iris"].update(seed_types=["pink-noise"]), "iris.seed_types[0]: 'pink-noise' is not one of"),
-    (lambda c: c["iris"]["resources"].update(gpu=-1), "iris.resources.gpu: -1 is less than the minimum of 0"),
-    (lambda c: c["judgments"]["observers"]["simulated"][0].update(lapse=2),
-     "judgments.observers.simulated[0].lapse: 2 is greater than the maximum of 1"),
-    (lambda c: c["judgments"]["observers"]["simulated"].append({"metric": "ssmi"}),
-     "judgments.observers.simulated[2].metric: 'ssmi' is not a registered metric"),
-    (lambda c: c["judgments"]["observers"]["simulated"].append({"metric": "ssim"}),
-     "judgments.observers.simulated[2]: observer name 'ssim' is used twice"),
-    (lambda c: c["judgments"]["observers"]["simulated"][1]["calibration"].update(p_correct=0.5),
-     "judgments.observers.simulated[1].calibration.p_correct: 0.5 is less than or equal to the minimum of 0.5"),
-    (lambda c: c["models"].update(exclude=[{"arch": "vgg16bn", "colour": 1}]),
-     "models.exclude[0].colour: unknown key 'colour'"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c.update(colour="red"), "colour: unknown key 'colour'"),
+        (lambda c: c["data"].update(dowload=True), "data.dowload: unknown key 'dowload'"),
+        (lambda c: c.update(device="tpu"), "device: 'tpu' is not one of"),
+        (lambda c: c["targets"].update(n=0), "targets.n: 0 is less than the minimum of 1"),
+        (lambda c: c["targets"].update(n="20"), "targets.n: '20' is not of type 'integer'"),
+        (lambda c: c["data"]["mnist5k"].update(test_fraction=1.5), "data.mnist5k.test_fraction: 1.5"),
+        (
+            lambda c: c["models"]["grid"][0]["archs"].append("resnet19"),
+            "models.grid[0].archs[2]: 'resnet19' is not defined",
+        ),
+        (
+            lambda c: c["models"]["grid"][1]["objectives"].__setitem__(0, "byol"),
+            "models.grid[1].objectives[0]: 'byol' is not defined",
+        ),
+        (
+            lambda c: c["models"]["grid"][0]["datasets"].__setitem__(0, "svhn"),
+            "models.grid[0].datasets[0]: 'svhn' is not one of",
+        ),
+        (
+            lambda c: c["models"]["augmentations"]["adv_l2"]["attack"].update(eps=-1),
+            "models.augmentations.adv_l2.attack.eps: -1 is less than or equal to the minimum of 0",
+        ),
+        (
+            lambda c: c["models"]["augmentations"]["adv_l2"]["attack"].update(norm="l3"),
+            "models.augmentations.adv_l2.attack.norm: 'l3' is not one of",
+        ),
+        (
+            lambda c: c["models"]["augmentations"]["adv_l2"].update(base="simclr_adv"),
+            "models.augmentations.adv_l2.base: 'simclr_adv' is itself adversarial",
+        ),
+        (
+            lambda c: c["models"]["augmentations"].update({"adv-l2": {"kind": "none"}}),
+            "models.augmentations: 'adv-l2' does not match",
+        ),
+        (
+            lambda c: c["models"]["objectives"]["simclr"].update(temprature=0.5),
+            "models.objectives.simclr.temprature: unknown key 'temprature'",
+        ),
+        (
+            lambda c: c["models"]["objectives"]["ce"].update(kind="hinge"),
+            "models.objectives.ce.kind: 'hinge' is not one of",
+        ),
+        (lambda c: c["models"]["train"].update(epochs=1.5), "models.train.epochs: 1.5 is not of type 'integer'"),
+        (
+            lambda c: c["iris"].update(losses=["regfree", "lpips-magic"]),
+            "iris.losses[1]: 'lpips-magic' is neither a registered loss",
+        ),
+        (lambda c: c["iris"].update(seed_types=["pink-noise"]), "iris.seed_types[0]: 'pink-noise' is not one of"),
+        (lambda c: c["iris"]["resources"].update(gpu=-1), "iris.resources.gpu: -1 is less than the minimum of 0"),
+        (
+            lambda c: c["judgments"]["observers"]["simulated"][0].update(lapse=2),
+            "judgments.observers.simulated[0].lapse: 2 is greater than the maximum of 1",
+        ),
+        (
+            lambda c: c["judgments"]["observers"]["simulated"].append({"metric": "ssmi"}),
+            "judgments.observers.simulated[2].metric: 'ssmi' is not a registered metric",
+        ),
+        (
+            lambda c: c["judgments"]["observers"]["simulated"].append({"metric": "ssim"}),
+            "judgments.observers.simulated[2]: observer name 'ssim' is used twice",
+        ),
+        (
+            lambda c: c["judgments"]["observers"]["simulated"][1]["calibration"].update(p_correct=0.5),
+            "judgments.observers.simulated[1].calibration.p_correct: 0.5 is less than or equal to the minimum of 0.5",
+        ),
+        (
+            lambda c: c["models"].update(exclude=[{"arch": "vgg16bn", "colour": 1}]),
+            "models.exclude[0].colour: unknown key 'colour'",
+        ),
+    ],
+)
 def test_bad_configs_name_the_key(mutate, expected):
     assert expected in _bad(mutate)
 
@@ -133,6 +174,7 @@ def test_all_problems_reported_at_once():
     def two(c):
         c["targets"]["n"] = -5
         c["device"] = "gpu"
+
     msg = _bad(two)
     assert "targets.n" in msg and "device" in msg
 

@@ -9,9 +9,13 @@ from iriflow import datasets as ds
 from iriflow.io import load_npz
 from iriflow.targets import select_targets, target_arrays
 
-DATA_CFG = {"root": "unused", "download": False, "split_seed": 0,
-            "mnist5k": {"test_fraction": 0.2},
-            "imagefolder": {"path": None, "image_size": 16, "test_fraction": 0.25}}
+DATA_CFG = {
+    "root": "unused",
+    "download": False,
+    "split_seed": 0,
+    "mnist5k": {"test_fraction": 0.2},
+    "imagefolder": {"path": None, "image_size": 16, "test_fraction": 0.25},
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +68,7 @@ def test_stratified_split_rejects_empty_side():
 
 # --- CIFAR: torchvision's on-disk format, written by the test ---------------
 
+
 def _md5(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -75,9 +80,12 @@ def _write_cifar10(root, n_per_batch=6, seed=0):
     folder.mkdir(parents=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        batch = {"batch_label": name, "labels": rng.integers(0, 10, n_per_batch).tolist(),
-                 "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)]}
+        batch = {
+            "batch_label": name,
+            "labels": rng.integers(0, 10, n_per_batch).tolist(),
+            "data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)],
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f)
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -137,12 +145,18 @@ def test_cifar100_loader_reads_the_real_format(tmp_path, monkeypatch):
     folder.mkdir()
     for name, n in (("train", 8), ("test", 4)):
         with open(folder / name, "wb") as f:
-            pickle.dump({"fine_labels": rng.integers(0, 100, n).tolist(),
-                         "coarse_labels": rng.integers(0, 20, n).tolist(),
-                         "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}, f)
+            pickle.dump(
+                {
+                    "fine_labels": rng.integers(0, 100, n).tolist(),
+                    "coarse_labels": rng.integers(0, 20, n).tolist(),
+                    "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                },
+                f,
+            )
     with open(folder / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)],
-                     "coarse_label_names": [f"s{i}" for i in range(20)]}, f)
+        pickle.dump(
+            {"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": [f"s{i}" for i in range(20)]}, f
+        )
     monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
     monkeypatch.setattr(CIFAR100, "test_list", [["test", _md5(folder / "test")]])
     monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(folder / "meta")})
@@ -152,6 +166,7 @@ def test_cifar100_loader_reads_the_real_format(tmp_path, monkeypatch):
 
 
 # --- imagefolder -------------------------------------------------------------
+
 
 def _write_folder(root, classes=("cat", "dog"), n=4, size=(20, 12)):
     rng = np.random.default_rng(0)
@@ -189,6 +204,7 @@ def test_imagefolder_errors_name_the_file(tmp_path):
 
 
 # --- targets -----------------------------------------------------------------
+
 
 def test_targets_are_class_balanced_seeded_and_from_test_split(mnist):
     t = target_arrays(mnist, 20, seed=0)

@@ -1,5 +1,6 @@
 """The conda envs in envs/ must pin exactly what requirements.lock pins, and
 every rule must name one of them and a log file."""
+
 import re
 import sys
 from pathlib import Path

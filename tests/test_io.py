@@ -26,8 +26,11 @@ def test_atomic_path_replaces_existing_file(tmp_path):
 
 def test_save_npz_is_byte_identical_and_roundtrips(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = {"a": rng.integers(0, 255, (5, 1, 4, 4), dtype=np.uint8),
-              "b": np.arange(5, dtype=np.int64), "names": np.array(["x", "yz"])}
+    arrays = {
+        "a": rng.integers(0, 255, (5, 1, 4, 4), dtype=np.uint8),
+        "b": np.arange(5, dtype=np.int64),
+        "names": np.array(["x", "yz"]),
+    }
     io.save_npz(tmp_path / "1.npz", **arrays)
     io.save_npz(tmp_path / "2.npz", **arrays)
     assert (tmp_path / "1.npz").read_bytes() == (tmp_path / "2.npz").read_bytes()

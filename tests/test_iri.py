@@ -2,8 +2,19 @@ import pytest
 import torch
 
 from iriflow.archs import build_model
-from iriflow.iri import (IRI_LOSSES, SEEDS, LossContext, SeedContext, alpha_norm, build_loss, generate,
-                         make_seeds, pool_without, seed_generator, total_variation)
+from iriflow.iri import (
+    IRI_LOSSES,
+    SEEDS,
+    LossContext,
+    SeedContext,
+    alpha_norm,
+    build_loss,
+    generate,
+    make_seeds,
+    pool_without,
+    seed_generator,
+    total_variation,
+)
 from iriflow.metrics import METRICS, get_metric
 from iriflow.represent import extract, representation
 
@@ -41,8 +52,9 @@ def test_seeds_follow_their_definitions_and_are_reproducible():
     other = make_seeds("other-image", ctx())
     idx = [next(j for j in range(40) if torch.equal(pool[j], other[i])) for i in range(50)]
     assert all(pool_y[j] != labels[i] for i, j in enumerate(idx))
-    assert not torch.equal(make_seeds("super-noise", SeedContext(targets, labels, pool, pool_y,
-                                                                 seed_generator(1, "x"))), sn)
+    assert not torch.equal(
+        make_seeds("super-noise", SeedContext(targets, labels, pool, pool_y, seed_generator(1, "x"))), sn
+    )
 
 
 def test_pool_without_excludes_targets():
@@ -77,8 +89,17 @@ def test_each_loss_value_on_constructed_inputs():
         # at the target itself L_rep is 0
         assert torch.allclose(build_loss({"kind": "regfree"}, ctx)(targets), torch.zeros(4), atol=1e-6)
         assert torch.allclose(build_loss({"kind": "regfree"}, ctx)(seeds), l_rep)
-        tv = build_loss({"kind": "tv-l6", "rep_weight": 10.0, "tv_weight": 5e-4, "tv_beta": 2.0,
-                         "norm_weight": 1.0, "norm_alpha": 6.0}, ctx)(seeds)
+        tv = build_loss(
+            {
+                "kind": "tv-l6",
+                "rep_weight": 10.0,
+                "tv_weight": 5e-4,
+                "tv_beta": 2.0,
+                "norm_weight": 1.0,
+                "norm_alpha": 6.0,
+            },
+            ctx,
+        )(seeds)
         assert torch.allclose(tv, 10 * l_rep + 5e-4 * total_variation(seeds) + alpha_norm(seeds, 6.0))
         d = get_metric("ssim")
         adv = build_loss({"kind": "adversarial", "lam": 10.0}, ctx)(seeds)
@@ -88,12 +109,14 @@ def test_each_loss_value_on_constructed_inputs():
         auto = build_loss({"kind": "adversarial", "lam": "auto"}, ctx)(seeds)
         lam = l_rep.mean() / d(seeds, targets).mean()
         assert torch.allclose(auto, l_rep - lam * d(seeds, targets), atol=1e-5)
-        fr = build_loss({"kind": "freq", "rep_weight": 10.0, "tv_weight": 0.0, "blur_weight": 0.0,
-                         "l1_weight": 1.0}, ctx)(seeds)
+        fr = build_loss(
+            {"kind": "freq", "rep_weight": 10.0, "tv_weight": 0.0, "blur_weight": 0.0, "l1_weight": 1.0}, ctx
+        )(seeds)
         assert torch.allclose(fr, 10 * l_rep + (seeds - 0.5).abs().flatten(1).sum(1), atol=1e-4)
         # transformations: the identity transform would give L_rep; random ones differ but stay close
-        tr = build_loss({"kind": "regfree-transforms", "jitter": 0, "scale": [1.0, 1.0], "rotation": 0.0,
-                         "jitter2": 0}, ctx)(seeds)
+        tr = build_loss(
+            {"kind": "regfree-transforms", "jitter": 0, "scale": [1.0, 1.0], "rotation": 0.0, "jitter2": 0}, ctx
+        )(seeds)
         assert torch.allclose(tr, l_rep, atol=1e-5)
 
 
@@ -101,12 +124,12 @@ def test_regfree_optimiser_lowers_the_representation_distance():
     model = small_model()
     rep = representation(model)
     targets = images(6)
-    seeds = make_seeds("super-noise", SeedContext(targets, torch.zeros(6), targets, torch.ones(6),
-                                                  seed_generator(0, "super-noise")))
+    seeds = make_seeds(
+        "super-noise", SeedContext(targets, torch.zeros(6), targets, torch.ones(6), seed_generator(0, "super-noise"))
+    )
     with torch.no_grad():
         start = loss_ctx(rep, targets, seeds).l_rep(seeds)
-    res = generate(rep, targets, seeds, {"kind": "regfree"}, steps=150, step_size=0.5, schedule="cosine",
-                   threshold=0.1)
+    res = generate(rep, targets, seeds, {"kind": "regfree"}, steps=150, step_size=0.5, schedule="cosine", threshold=0.1)
     assert (res.rel_dist < 0.25 * start).all(), (start, res.rel_dist)
     assert res.history[0][1] > res.history[-1][1]
     assert torch.equal(res.converged, res.rel_dist < 0.1)

@@ -5,15 +5,29 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import norm
 
-from iriflow.judgments import (TRIAL_COLUMNS, _thurstone, build_trials, catch_pass_rates, crossed_bootstrap_ci,
-                               calibrate_sigma, distances_for_trials, exclude_failed_catch, noise_level,
-                               observer_choice_probs, other_class_images, psychometric_curve, score,
-                               simulate_population, split_options, validate_metric)
+from iriflow.judgments import (
+    TRIAL_COLUMNS,
+    _thurstone,
+    build_trials,
+    calibrate_sigma,
+    catch_pass_rates,
+    crossed_bootstrap_ci,
+    distances_for_trials,
+    exclude_failed_catch,
+    noise_level,
+    observer_choice_probs,
+    other_class_images,
+    psychometric_curve,
+    score,
+    simulate_population,
+    split_options,
+    validate_metric,
+)
 from iriflow.metrics import get_metric
 from iriflow.responses import RESPONSE_COLUMNS, RESPONSE_DTYPES
 
-
 # --- observer choice rule ------------------------------------------------------
+
 
 def test_two_option_probabilities_follow_the_formula():
     p = observer_choice_probs(np.array([[0.3, 0.3]]), sigma=0.1, lapse=0.1)
@@ -38,8 +52,9 @@ def test_many_option_rule_is_thurstonian_and_reduces_to_two_options():
     np.testing.assert_allclose(_thurstone(d2, 0.15)[:, 0], norm.cdf((d2[:, 1] - d2[:, 0]) / 0.15), atol=1e-9)
     # an option that is never chosen leaves the two-option probabilities
     far = np.column_stack([d2, np.full(20, 1e3)])
-    np.testing.assert_allclose(observer_choice_probs(far, 0.15, 0.0)[:, :2],
-                               observer_choice_probs(d2, 0.15, 0.0), atol=1e-9)
+    np.testing.assert_allclose(
+        observer_choice_probs(far, 0.15, 0.0)[:, :2], observer_choice_probs(d2, 0.15, 0.0), atol=1e-9
+    )
     p = observer_choice_probs(np.full((3, 4), 0.2), 0.1, 0.2)
     np.testing.assert_allclose(p, 0.25)
     p = observer_choice_probs(np.array([[0.0, 9.0, 9.0, 9.0]]), 0.1, 0.2)
@@ -60,6 +75,7 @@ def test_many_option_rule_is_thurstonian_and_reduces_to_two_options():
 
 # --- simulated observers on real tensors --------------------------------------
 
+
 def smooth_images(n, seed, size=28):
     """Smooth random images (upsampled 7x7 noise) spanning [0, 1]."""
     g = torch.Generator().manual_seed(seed)
@@ -73,12 +89,14 @@ def test_ssim_observer_picks_the_target_over_a_noise_alternative():
     g = torch.Generator().manual_seed(1)
     iris = (targets + 0.05 * torch.randn(targets.shape, generator=g)).clamp(0, 1)
     seeds = torch.rand(targets.shape, generator=g)
-    trials = build_trials(12, np.arange(12) % 4, np.ones(12, bool), alternatives=("seed",), matching_k=0,
-                          n_catch=0, set_id="S")
+    trials = build_trials(
+        12, np.arange(12) % 4, np.ones(12, bool), alternatives=("seed",), matching_k=0, n_catch=0, set_id="S"
+    )
     images = {"iri": iris, "target": targets, "seed": seeds}
     d = distances_for_trials(trials, images, "ssim")
-    resp = simulate_population(trials, d, n_participants=10, sigma=0.05, sigma_spread=0.3, lapse=0.0,
-                               seed=0, observer="simulated:ssim")
+    resp = simulate_population(
+        trials, d, n_participants=10, sigma=0.05, sigma_spread=0.3, lapse=0.0, seed=0, observer="simulated:ssim"
+    )
     assert resp["correct"].mean() > 0.95
     assert list(resp.columns) == list(RESPONSE_COLUMNS)
     assert resp.dtypes.astype(str).to_dict() == RESPONSE_DTYPES
@@ -87,7 +105,7 @@ def test_ssim_observer_picks_the_target_over_a_noise_alternative():
     # distances follow the option order: the target column holds D(iri_i, target_i)
     r = trials.iloc[3]
     i = r.target
-    expect = get_metric("ssim")(iris[i:i + 1], targets[i:i + 1]).item()
+    expect = get_metric("ssim")(iris[i : i + 1], targets[i : i + 1]).item()
     assert d[3, r.correct] == pytest.approx(expect, rel=1e-5)
 
 
@@ -104,8 +122,9 @@ def test_distances_cover_every_option_and_pad_short_trials():
     ref = lambda s: bank[s.split(":")[0]][int(s.split(":")[1])]  # noqa: E731
     for row, opts in zip(range(len(trials)), split_options(trials)):
         q = ref(trials["query"].iloc[row])
-        np.testing.assert_allclose(d[row, :len(opts)], [(q - ref(o)).pow(2).mean().sqrt().item() for o in opts],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            d[row, : len(opts)], [(q - ref(o)).pow(2).mean().sqrt().item() for o in opts], rtol=1e-5
+        )
 
 
 def test_simulation_is_seeded_and_noise_matters():
@@ -125,8 +144,7 @@ def test_simulation_is_seeded_and_noise_matters():
 def test_psychometric_curves_recover_the_known_answers():
     targets = smooth_images(16, 4)
     noise = torch.rand(targets.shape, generator=torch.Generator().manual_seed(5))
-    curve = psychometric_curve(targets, "ssim", kind="noise", levels=[0.0, 0.05, 0.2], other_images=noise,
-                               sigma=0.05)
+    curve = psychometric_curve(targets, "ssim", kind="noise", levels=[0.0, 0.05, 0.2], other_images=noise, sigma=0.05)
     assert list(curve["level"]) == [0.0, 0.05, 0.2]
     assert curve["p_target"].iloc[0] == 1.0 and curve["p_target"].iloc[1] == 1.0
     assert curve["d_target"].is_monotonic_increasing and curve["d_target"].iloc[0] == pytest.approx(0, abs=1e-6)
@@ -144,12 +162,20 @@ def test_calibrated_observer_hits_its_anchor_and_is_graded_around_it():
     assert all(not torch.equal(o, t) for o, t in zip(others, targets))
     sigma = calibrate_sigma(targets, others, "l2", snr_db=-8.0, p_correct=0.8, repeats=5, seed=3)
     # the same constructed trials (same seed) give back the anchor ...
-    at = psychometric_curve(targets.repeat(5, 1, 1, 1), "l2", kind="noise", levels=[noise_level(targets, -8.0)],
-                            other_images=others.repeat(5, 1, 1, 1), sigma=sigma, seed=3)
+    at = psychometric_curve(
+        targets.repeat(5, 1, 1, 1),
+        "l2",
+        kind="noise",
+        levels=[noise_level(targets, -8.0)],
+        other_images=others.repeat(5, 1, 1, 1),
+        sigma=sigma,
+        seed=3,
+    )
     assert at["p_target_model"].iloc[0] == pytest.approx(0.8, abs=1e-6)
     # ... and the observer is better with less noise, worse with more, never below chance
-    curve = validate_metric(targets, labels, "l2", snr_db=[-20, -8, 5], blend=[0.2, 0.8], repeats=5,
-                            sigma=sigma, seed=3)
+    curve = validate_metric(
+        targets, labels, "l2", snr_db=[-20, -8, 5], blend=[0.2, 0.8], repeats=5, sigma=sigma, seed=3
+    )
     noise = curve.loc[curve["trial"] == "noise", "p_target_model"].to_numpy()
     assert 0.5 <= noise[0] < 0.8 - 0.05 and noise[2] > 0.8 + 0.05
     blend = curve.loc[curve["trial"] == "blend-other", "p_target_model"].to_numpy()
@@ -176,9 +202,9 @@ def glyphs(n, seed, size=28):
         for _ in range(3):
             r, c = torch.randint(4, size - 8, (2,), generator=g).tolist()
             if torch.rand(1, generator=g) < 0.5:
-                x[i, 0, r:r + 3, c - 2:c + 8] = 1
+                x[i, 0, r : r + 3, c - 2 : c + 8] = 1
             else:
-                x[i, 0, r - 2:r + 8, c:c + 3] = 1
+                x[i, 0, r - 2 : r + 8, c : c + 3] = 1
     return x
 
 
@@ -187,8 +213,10 @@ def test_validation_flags_a_metric_that_prefers_the_wrong_image():
     # adds gradients everywhere, which another clean glyph does not, so GMSD
     # prefers the wrong image; L2 and SSIM do not. The curves must show it.
     targets, labels = glyphs(20, 9), np.arange(20) % 5
-    curves = {m: validate_metric(targets, labels, m, snr_db=[-5.0, 0.0], blend=[0.3], repeats=3)
-              for m in ("gmsd", "l2", "ssim")}
+    curves = {
+        m: validate_metric(targets, labels, m, snr_db=[-5.0, 0.0], blend=[0.3], repeats=3)
+        for m in ("gmsd", "l2", "ssim")
+    }
     noise = {m: c.loc[c["trial"] == "noise", "p_target"].to_numpy() for m, c in curves.items()}
     assert (noise["l2"] == 1.0).all() and (noise["ssim"] == 1.0).all() and (noise["gmsd"] < 0.1).all()
     # a 30% blend with a noise image is still the target for L2, not for GMSD
@@ -198,6 +226,7 @@ def test_validation_flags_a_metric_that_prefers_the_wrong_image():
 
 # --- scoring -------------------------------------------------------------------
 
+
 def simulated_matrix(rng, n_p, n_i, rate=0.7, sd=0.1):
     p = rate + rng.normal(0, sd, (n_p, 1)) + rng.normal(0, sd, (1, n_i))
     return (rng.random((n_p, n_i)) < p.clip(0, 1)).astype(float)
@@ -205,13 +234,24 @@ def simulated_matrix(rng, n_p, n_i, rate=0.7, sd=0.1):
 
 def test_crossed_bootstrap_covers_the_true_rate():
     rng = np.random.default_rng(0)
-    cis = np.array([crossed_bootstrap_ci(simulated_matrix(rng, 20, 30), n_boot=1000, seed=s)
-                    for s in range(200)])
+    cis = np.array([crossed_bootstrap_ci(simulated_matrix(rng, 20, 30), n_boot=1000, seed=s) for s in range(200)])
     coverage = np.mean((cis[:, 1] <= 0.7) & (0.7 <= cis[:, 2]))
     assert 0.90 <= coverage <= 0.995
     assert (cis[:, 1] <= cis[:, 0]).all() and (cis[:, 0] <= cis[:, 2]).all()
-    width = lambda n_p: np.mean([np.subtract(*crossed_bootstrap_ci(simulated_matrix(rng, n_p, 30),  # noqa: E731
-                                                                   500, seed=s)[2:0:-1]) for s in range(20)])
+    width = (
+        lambda n_p: np.mean(
+            [
+                np.subtract(
+                    *crossed_bootstrap_ci(
+                        simulated_matrix(rng, n_p, 30),  # noqa: E731
+                        500,
+                        seed=s,
+                    )[2:0:-1]
+                )
+                for s in range(20)
+            ]
+        )
+    )
     assert width(80) < 0.7 * width(5)
 
 
@@ -229,16 +269,25 @@ def responses_for(trials, participants, correct_fn):
     for p in participants:
         for _, t in trials.iterrows():
             ok = correct_fn(p, t)
-            rows.append({"participant": p, "set_id": t.set_id, "trial_id": t.trial_id,
-                         "response": t.correct if ok else (t.correct + 1) % t.n_options, "correct": ok,
-                         "rt_ms": 500.0, "observer": "real"})
+            rows.append(
+                {
+                    "participant": p,
+                    "set_id": t.set_id,
+                    "trial_id": t.trial_id,
+                    "response": t.correct if ok else (t.correct + 1) % t.n_options,
+                    "correct": ok,
+                    "rt_ms": 500.0,
+                    "observer": "real",
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_score_per_condition_leaves_catch_trials_out():
     trials = build_trials(10, np.arange(10) % 5, np.ones(10, bool), matching_k=5, n_catch=3, set_id="S")
-    resp = responses_for(trials, ["a", "b", "c"],
-                         lambda p, t: t.alternative == "seed" or (t.kind == "matching" and t.target < 5))
+    resp = responses_for(
+        trials, ["a", "b", "c"], lambda p, t: t.alternative == "seed" or (t.kind == "matching" and t.target < 5)
+    )
     s = score(resp, trials, n_boot=200).set_index(["kind", "alternative"])
     assert set(s.index) == {("2afc", "seed"), ("2afc", "other-target"), ("matching", "")}
     assert s.loc[("2afc", "seed"), ["prop_correct", "ci_lo", "ci_hi"]].tolist() == [1.0, 1.0, 1.0]
@@ -252,8 +301,11 @@ def test_score_per_condition_leaves_catch_trials_out():
 
 def test_participants_failing_catch_trials_are_excluded_and_counted():
     trials = build_trials(10, np.arange(10) % 5, np.ones(10, bool), matching_k=0, n_catch=4, set_id="S")
-    resp = responses_for(trials, ["good", "sloppy", "bad"], lambda p, t: t.kind != "catch" or p == "good"
-                         or (p == "sloppy" and t.trial_id.endswith("catch/0")))
+    resp = responses_for(
+        trials,
+        ["good", "sloppy", "bad"],
+        lambda p, t: t.kind != "catch" or p == "good" or (p == "sloppy" and t.trial_id.endswith("catch/0")),
+    )
     rates = catch_pass_rates(resp, trials).set_index("participant")
     assert rates.loc["good", "pass_rate"] == 1.0 and rates.loc["sloppy", "pass_rate"] == 0.25
     assert rates.loc["bad", "n_catch"] == 4 and rates.loc["bad", "n_catch_correct"] == 0
@@ -267,6 +319,7 @@ def test_participants_failing_catch_trials_are_excluded_and_counted():
 
 
 # --- trial builder -------------------------------------------------------------
+
 
 def test_trial_builder_counts_and_structure():
     n = 40
@@ -290,8 +343,9 @@ def test_trial_builder_counts_and_structure():
         j = int(o[1 - c].split(":")[1])
         assert o[1 - c].startswith("target:") and labels[j] != labels[i]
     seed_rows = t[t.alternative == "seed"]
-    assert all(o[1 - c] == f"seed:{i}" for o, c, i in zip(split_options(seed_rows), seed_rows.correct,
-                                                            seed_rows.target))
+    assert all(
+        o[1 - c] == f"seed:{i}" for o, c, i in zip(split_options(seed_rows), seed_rows.correct, seed_rows.target)
+    )
     assert (iri_rows["query"] == "iri:" + iri_rows["target"].astype(str)).all()
     catch = t[t.kind == "catch"]
     assert (catch["query"] == "target:" + catch["target"].astype(str)).all()

@@ -1,4 +1,5 @@
 """Training losses against hand-computed values."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from iriflow.losses import (ce_attack_loss, mart_loss, nt_xent, relative_distance,
-                            relative_distance_loss, trades_attack_loss, trades_kl, trades_loss)
+from iriflow.losses import (
+    ce_attack_loss,
+    mart_loss,
+    nt_xent,
+    relative_distance,
+    relative_distance_loss,
+    trades_attack_loss,
+    trades_kl,
+    trades_loss,
+)
 
 
 def nt_xent_reference(z1: list[list[float]], z2: list[list[float]], t: float) -> float:

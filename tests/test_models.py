@@ -4,8 +4,15 @@ import torchvision
 from iriflow.archs import build_model
 from iriflow.models import evaluate, load_external, load_model, save_model
 
-SPEC = {"arch": "resnet18", "num_classes": 3, "in_channels": 1, "mean": [0.5], "std": [0.25],
-        "width": 0.0625, "stem_stride": 2}
+SPEC = {
+    "arch": "resnet18",
+    "num_classes": 3,
+    "in_channels": 1,
+    "mean": [0.5],
+    "std": [0.25],
+    "width": 0.0625,
+    "stem_stride": 2,
+}
 
 
 def test_save_and_load_model_roundtrip(tmp_path):
@@ -52,8 +59,10 @@ def test_evaluate_reports_clean_and_robust_accuracy():
     x = torch.rand(32, 1, 16, 16)
     with torch.no_grad():
         y = net(x).argmax(1)  # labels = the model's own predictions: clean accuracy 1
-    attacks = {"l2": {"norm": "l2", "eps": 2.0, "steps": 5, "step_size": 0.5},
-               "tiny": {"norm": "linf", "eps": 1e-6, "steps": 1, "step_size": 1e-6}}
+    attacks = {
+        "l2": {"norm": "l2", "eps": 2.0, "steps": 5, "step_size": 0.5},
+        "tiny": {"norm": "linf", "eps": 1e-6, "steps": 1, "step_size": 1e-6},
+    }
     out = evaluate(net, x, y, attacks, batch_size=16, device=torch.device("cpu"))
     assert out["clean_acc"] == 1.0 and out["n_test"] == 32
     assert out["robust_acc_l2"] < 0.5  # an untrained net is not robust

@@ -1,4 +1,5 @@
 """The input-space optimiser: PGD attacks and IRI generation on tiny models."""
+
 from __future__ import annotations
 
 import math
@@ -19,9 +20,14 @@ ATTACKS = {
 def tiny_net(out: int, size: int, seed: int, gain: float = 1.0) -> nn.Module:
     """Two convs and a linear head (weights scaled by ``gain``) on size x size images."""
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(16 * (size // 2) ** 2, out)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * (size // 2) ** 2, out),
+    ).eval()
     with torch.no_grad():
         model[-1].weight.mul_(gain)
     return model
@@ -90,7 +96,10 @@ def test_pgd_raises_loss_over_clean_and_random_noise(norm):
 def test_random_start_reproducible_with_generator():
     model, x0, y = classification_setup()
     ce = ce_attack_loss(model, y)
-    run = lambda seed: pgd(ce, x0, ATTACKS["l2"], generator=torch.Generator().manual_seed(seed))
+
+    def run(seed):
+        return pgd(ce, x0, ATTACKS["l2"], generator=torch.Generator().manual_seed(seed))
+
     a, b, c = run(5), run(5), run(6)
     assert torch.equal(a.x, b.x) and torch.equal(a.loss, b.loss)
     assert not torch.equal(a.x, c.x)
@@ -100,8 +109,16 @@ def test_random_start_reproducible_with_generator():
 def test_random_start_lies_in_ball(norm):
     x0 = torch.full((64, 3, 4, 4), 0.5)
     eps = 0.3 if norm == "l2" else 0.1
-    res = optimize(lambda x: x.sum(dim=(1, 2, 3)) * 0, x0, rule=norm, steps=0, step_size=1.0, eps=eps,
-                   random_start=True, generator=torch.Generator().manual_seed(0))
+    res = optimize(
+        lambda x: x.sum(dim=(1, 2, 3)) * 0,
+        x0,
+        rule=norm,
+        steps=0,
+        step_size=1.0,
+        eps=eps,
+        random_start=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     d = dist(res.x, x0, norm)
     assert (d <= eps * (1 + 1e-5)).all() and (d > 0).all()
     if norm == "l2":  # radii are spread over [0, eps]
@@ -179,7 +196,10 @@ def test_zero_gradient_is_a_zero_step():
 
 def test_bad_settings_raise():
     x0 = batch(2, 4)
-    zero = lambda x: x.sum(dim=(1, 2, 3)) * 0
+
+    def zero(x):
+        return x.sum(dim=(1, 2, 3)) * 0
+
     with pytest.raises(ValueError, match="finite eps"):
         optimize(zero, x0, steps=1, step_size=1.0, random_start=True)
     with pytest.raises(ValueError, match="unknown attack"):
@@ -193,7 +213,7 @@ def test_bad_settings_raise():
 def test_evaluate_last_false_returns_the_same_point_without_a_loss():
     torch.manual_seed(0)
     w = torch.randn(3 * 4 * 4)
-    loss_fn = lambda x: (x.flatten(1) @ w)  # noqa: E731
+    loss_fn = lambda x: x.flatten(1) @ w  # noqa: E731
     x0 = torch.rand(5, 3, 4, 4)
     kw = dict(rule="l2", steps=3, step_size=0.1, eps=0.5, maximize=True)
     full = optimize(loss_fn, x0, **kw)

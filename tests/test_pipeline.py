@@ -1,33 +1,56 @@
 """End to end on a tiny configuration: data -> models -> IRIs -> simulated
 judgments, for real, in about a minute. Checks values along the chain, not
 only that files exist."""
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_snakemake
 
+from conftest import ROOT, run_snakemake
 from iriflow.io import read_json
 
 TINY = {
     "targets": {"n": 4},
     "models": {
-        "width": 0.125, "stem_stride": 2,
-        "grid": [{"datasets": ["mnist5k"], "archs": ["resnet18"], "objectives": ["ce"],
-                  "augmentations": ["none", "adv_l2"], "seeds": [0]}],
+        "width": 0.125,
+        "stem_stride": 2,
+        "grid": [
+            {
+                "datasets": ["mnist5k"],
+                "archs": ["resnet18"],
+                "objectives": ["ce"],
+                "augmentations": ["none", "adv_l2"],
+                "seeds": [0],
+            }
+        ],
         "train": {"epochs": 3, "batch_size": 128},
-        "augmentations": {"adv_l2": {"kind": "adversarial", "base": "standard",
-                                     "attack": {"norm": "l2", "eps": 1.0, "steps": 1, "step_size": 1.0}}},
-        "eval": {"n_test": 200,
-                 "attacks": {"l2": {"norm": "l2", "eps": 1.0, "steps": 3, "step_size": 0.5}}},
+        "augmentations": {
+            "adv_l2": {
+                "kind": "adversarial",
+                "base": "standard",
+                "attack": {"norm": "l2", "eps": 1.0, "steps": 1, "step_size": 1.0},
+            }
+        },
+        "eval": {"n_test": 200, "attacks": {"l2": {"norm": "l2", "eps": 1.0, "steps": 3, "step_size": 0.5}}},
     },
-    "iris": {"losses": ["regfree", "adversarial"], "seed_types": ["other-image"], "steps": 30,
-             "step_size": 0.5, "step_schedule": "cosine", "threshold": 0.5, "log_every": 10},
+    "iris": {
+        "losses": ["regfree", "adversarial"],
+        "seed_types": ["other-image"],
+        "steps": 30,
+        "step_size": 0.5,
+        "step_schedule": "cosine",
+        "threshold": 0.5,
+        "log_every": 10,
+    },
     # 4 targets are too few for fsim to pass 75% at the default's -5 dB anchor
-    "judgments": {"observers": {"simulated": [{"metric": "ssim"},
-                                              {"metric": "fsim", "calibration": {"snr_db": 0.0}}],
-                                "validation": {"metrics": ["gmsd"], "repeats": 5}}},
+    "judgments": {
+        "observers": {
+            "simulated": [{"metric": "ssim"}, {"metric": "fsim", "calibration": {"snr_db": 0.0}}],
+            "validation": {"metrics": ["gmsd"], "repeats": 5},
+        }
+    },
     # the human-similarity stage on the real 92 images, with fewer resamples and triplets
     "rsa": {"bootstrap": {"n": 100}, "triplets": {"n": 5000}, "probe": {"lambdas": [0.01], "steps": 30}},
 }
@@ -38,8 +61,7 @@ def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
     cfg = work / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
-    proc = run_snakemake("--cores", "2", "-d", str(work), "--configfile",
-                         str(ROOT / "config/config.yaml"), str(cfg))
+    proc = run_snakemake("--cores", "2", "-d", str(work), "--configfile", str(ROOT / "config/config.yaml"), str(cfg))
     return work, proc
 
 
@@ -52,8 +74,10 @@ def test_models_table_and_robustness_ordering(tiny_run):
     # trained model is the more robust of the two
     assert acc.loc["mnist5k/resnet18-ce-none-s0", "clean_acc"] > 0.5
     assert acc.loc["mnist5k/resnet18-ce-adv_l2-s0", "clean_acc"] > 0.3
-    assert (acc.loc["mnist5k/resnet18-ce-adv_l2-s0", "robust_acc_l2"]
-            > acc.loc["mnist5k/resnet18-ce-none-s0", "robust_acc_l2"])
+    assert (
+        acc.loc["mnist5k/resnet18-ce-adv_l2-s0", "robust_acc_l2"]
+        > acc.loc["mnist5k/resnet18-ce-none-s0", "robust_acc_l2"]
+    )
     metrics = pd.read_csv(work / "results/models/mnist5k/resnet18-ce-none-s0/metrics.csv")
     assert list(metrics["epoch"]) == [1, 2, 3] and metrics["loss"].iloc[-1] < metrics["loss"].iloc[0]
     info = read_json(work / "results/models/mnist5k/resnet18-ce-adv_l2-s0/model.json")
@@ -86,12 +110,13 @@ def test_simulated_judgments_and_alignment_table(tiny_run):
     work, _ = tiny_run
     trials = pd.read_csv(work / "results/judgments/mnist5k/resnet18-ce-none-s0/trials.csv", keep_default_na=False)
     responses = pd.read_csv(work / "results/judgments/mnist5k/resnet18-ce-none-s0/responses_simulated.csv")
-    assert list(responses.columns) == ["participant", "set_id", "trial_id", "response", "correct", "rt_ms",
-                                       "observer"]
+    assert list(responses.columns) == ["participant", "set_id", "trial_id", "response", "correct", "rt_ms", "observer"]
     assert set(trials["set_id"]) == set(responses["set_id"]) and len(set(trials["set_id"])) == 2
     # two observer populations, 20 participants each (the default n_participants)
-    assert responses.groupby("observer")["participant"].nunique().to_dict() == {"simulated:fsim": 20,
-                                                                                "simulated:ssim": 20}
+    assert responses.groupby("observer")["participant"].nunique().to_dict() == {
+        "simulated:fsim": 20,
+        "simulated:ssim": 20,
+    }
     calibration = read_json(work / "results/judgments/observers/mnist5k/calibration.json")
     assert sorted(calibration) == ["fsim", "ssim"] and all(c["sigma"] > 0 for c in calibration.values())
     curves = pd.read_csv(work / "results/judgments/observers/mnist5k/psychometric.csv")

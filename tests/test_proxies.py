@@ -1,5 +1,6 @@
 """Human-free proxies: linear CKA on hand-computable cases, and the 2AFC
 proxy on constructed images with known answers."""
+
 import numpy as np
 import pytest
 import torch
@@ -71,8 +72,7 @@ def _images(n=8, seed=0):
 def test_2afc_proxy_on_constructed_images(metric):
     targets, seeds = _images()
     labels = np.arange(len(targets)) % 4
-    trials = build_trials(len(targets), labels, np.ones(len(targets), bool), matching_k=0, n_catch=0,
-                          set_id="toy")
+    trials = build_trials(len(targets), labels, np.ones(len(targets), bool), matching_k=0, n_catch=0, set_id="toy")
     g = torch.Generator().manual_seed(1)
     near_target = (targets + 0.05 * torch.randn(targets.shape, generator=g)).clamp(0, 1)
     near_seed = (seeds + 0.05 * torch.randn(seeds.shape, generator=g)).clamp(0, 1)

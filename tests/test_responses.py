@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from iriflow.judgments import build_trials
-from iriflow.responses import (RESPONSE_COLUMNS, RESPONSE_DTYPES, ResponseError, load_response_files,
-                               load_responses, read_generic_csv, read_jspsych_csv, read_jspsych_json)
+from iriflow.responses import (
+    RESPONSE_COLUMNS,
+    RESPONSE_DTYPES,
+    ResponseError,
+    load_response_files,
+    load_responses,
+    read_generic_csv,
+    read_jspsych_csv,
+    read_jspsych_json,
+)
 
 GENERIC = ["participant", "set_id", "trial_id", "response"]
 
@@ -14,8 +22,9 @@ GENERIC = ["participant", "set_id", "trial_id", "response"]
 @pytest.fixture
 def trials():
     # 6 seed-alternative 2AFC trials (first), 2 matching groups of 3, 2 catch trials
-    return build_trials(6, np.arange(6) % 3, np.ones(6, bool), alternatives=("seed",), matching_k=3,
-                        n_catch=2, set_id="S")
+    return build_trials(
+        6, np.arange(6) % 3, np.ones(6, bool), alternatives=("seed",), matching_k=3, n_catch=2, set_id="S"
+    )
 
 
 def write_csv(path, header, rows):
@@ -53,21 +62,48 @@ def test_generic_csv_roundtrip(tmp_path, trials):
 def jspsych_rows(trials):
     """A jsPsych-like event log: consent, instructions, judgments, debrief."""
     base = {"trial_type": "html-button-response", "internal_node_id": "0.0-1.0", "time_elapsed": 1000}
-    events = [{**base, "trial_type": "html-keyboard-response", "trial_index": 0, "rt": 2300,
-               "stimulus": "<p>Consent,\n\"press\" a key</p>", "response": "y"},
-              {**base, "trial_type": "instructions", "trial_index": 1, "rt": 5000, "response": None}]
+    events = [
+        {
+            **base,
+            "trial_type": "html-keyboard-response",
+            "trial_index": 0,
+            "rt": 2300,
+            "stimulus": '<p>Consent,\n"press" a key</p>',
+            "response": "y",
+        },
+        {**base, "trial_type": "instructions", "trial_index": 1, "rt": 5000, "response": None},
+    ]
     for k, (i, s, c) in enumerate(zip(trials.trial_id, trials.set_id, trials.correct)):
-        events.append({**base, "trial_index": k + 2, "rt": 700 + k, "stimulus": "<img src='x.png'>",
-                       "response": int(c), "participant": "anon-7", "trial_id": i, "set_id": s})
-    events.append({**base, "trial_type": "survey-text", "trial_index": 99, "rt": 900,
-                   "response": {"Q0": "fine"}})
+        events.append(
+            {
+                **base,
+                "trial_index": k + 2,
+                "rt": 700 + k,
+                "stimulus": "<img src='x.png'>",
+                "response": int(c),
+                "participant": "anon-7",
+                "trial_id": i,
+                "set_id": s,
+            }
+        )
+    events.append({**base, "trial_type": "survey-text", "trial_index": 99, "rt": 900, "response": {"Q0": "fine"}})
     return events
 
 
 def test_jspsych_csv_and_json_with_non_trial_rows(tmp_path, trials):
     events = jspsych_rows(trials)
-    header = ["rt", "stimulus", "response", "trial_type", "trial_index", "time_elapsed", "internal_node_id",
-              "participant", "trial_id", "set_id"]
+    header = [
+        "rt",
+        "stimulus",
+        "response",
+        "trial_type",
+        "trial_index",
+        "time_elapsed",
+        "internal_node_id",
+        "participant",
+        "trial_id",
+        "set_id",
+    ]
     cell = lambda v: "" if v is None else json.dumps(v) if isinstance(v, dict) else v  # noqa: E731
     csv_path = write_csv(tmp_path / "jspsych.csv", header, [[cell(e.get(h)) for h in header] for e in events])
     json_path = tmp_path / "jspsych.json"
@@ -96,34 +132,70 @@ def malformed_cases(trials):
     t0, t1 = trials.trial_id.iloc[0], trials.trial_id.iloc[1]
     text = lambda header, rows: "\n".join(",".join(map(str, r)) for r in [header] + rows) + "\n"  # noqa: E731
     return [
-        ("missing_column.csv", text(GENERIC[:3], [r[:3] for r in ok]),
-         ["line 1 (header)", "column 'response'", "missing column"]),
-        ("unknown_trial.csv", text(GENERIC, [ok[0], ["p1", "S", "S/2afc-seed/99", 0]]),
-         ["row 2 (line 3)", "column 'trial_id'", "unknown trial id 'S/2afc-seed/99'"]),
-        ("out_of_range.csv", text(GENERIC, [["p1", "S", t0, 2]]),
-         ["row 1 (line 2)", "column 'response'", "2 is out of range", "0..1"]),
-        ("not_integer.csv", text(GENERIC, ok[:2] + [["p1", "S", trials.trial_id.iloc[2], "left"]]),
-         ["row 3 (line 4)", "column 'response'", "'left' is not an integer"]),
-        ("duplicate.csv", text(GENERIC, [ok[0], ok[1], ["p1", "S", t0, 1]]),
-         ["row 3 (line 4)", "column 'trial_id'", f"answered trial '{t0}' again", "row 1 (line 2)"]),
+        (
+            "missing_column.csv",
+            text(GENERIC[:3], [r[:3] for r in ok]),
+            ["line 1 (header)", "column 'response'", "missing column"],
+        ),
+        (
+            "unknown_trial.csv",
+            text(GENERIC, [ok[0], ["p1", "S", "S/2afc-seed/99", 0]]),
+            ["row 2 (line 3)", "column 'trial_id'", "unknown trial id 'S/2afc-seed/99'"],
+        ),
+        (
+            "out_of_range.csv",
+            text(GENERIC, [["p1", "S", t0, 2]]),
+            ["row 1 (line 2)", "column 'response'", "2 is out of range", "0..1"],
+        ),
+        (
+            "not_integer.csv",
+            text(GENERIC, ok[:2] + [["p1", "S", trials.trial_id.iloc[2], "left"]]),
+            ["row 3 (line 4)", "column 'response'", "'left' is not an integer"],
+        ),
+        (
+            "duplicate.csv",
+            text(GENERIC, [ok[0], ok[1], ["p1", "S", t0, 1]]),
+            ["row 3 (line 4)", "column 'trial_id'", f"answered trial '{t0}' again", "row 1 (line 2)"],
+        ),
         ("empty.csv", "", ["line 1, column 1", "empty file", "participant, set_id, trial_id, response"]),
         ("header_only.csv", text(GENERIC, []), ["row 1 (line 2)", "column 'participant'", "no data rows"]),
         ("ragged.csv", text(GENERIC, [ok[0], ok[1] + ["extra"]]), ["row 2 (line 3)", "column '#5", "5 fields"]),
         ("wrong_set.csv", text(GENERIC, [["p1", "T", t0, 0]]), ["row 1 (line 2)", "column 'set_id'", "'S'"]),
-        ("bad_rt.csv", text(GENERIC + ["rt_ms"], [ok[0] + ["fast"]]),
-         ["row 1 (line 2)", "column 'rt_ms'", "'fast' is not a number"]),
-        ("no_participant.csv", text(GENERIC, [["", "S", t0, 0]]),
-         ["row 1 (line 2)", "column 'participant'", "missing value"]),
-        ("extra_column.csv", text(GENERIC + ["mood"], [ok[0] + ["ok"]]),
-         ["line 1 (header)", "column 'mood'", "unexpected column"]),
-        ("broken.json", '[{"trial_id": "%s",\n  "response": }]' % t0, ["line 2, column 15", "not valid JSON"]),
+        (
+            "bad_rt.csv",
+            text(GENERIC + ["rt_ms"], [ok[0] + ["fast"]]),
+            ["row 1 (line 2)", "column 'rt_ms'", "'fast' is not a number"],
+        ),
+        (
+            "no_participant.csv",
+            text(GENERIC, [["", "S", t0, 0]]),
+            ["row 1 (line 2)", "column 'participant'", "missing value"],
+        ),
+        (
+            "extra_column.csv",
+            text(GENERIC + ["mood"], [ok[0] + ["ok"]]),
+            ["line 1 (header)", "column 'mood'", "unexpected column"],
+        ),
+        ("broken.json", f'[{{"trial_id": "{t0}",\n  "response": }}]', ["line 2, column 15", "not valid JSON"]),
         ("empty.json", "  \n", ["line 1, column 1", "empty file"]),
-        ("wrong_type.json", json.dumps([{"trial_type": "instructions"},
-                                        {"participant": ["x"], "set_id": "S", "trial_id": t0, "response": 0}]),
-         ["index 1", "column 'participant'", "wrong type (list)"]),
-        ("missing_key.json", json.dumps([{"trial_type": "instructions"}, {"trial_type": "x"},
-                                         {"participant": "a", "set_id": "S", "trial_id": t1}]),
-         ["index 2", "column 'response'", "missing column"]),
+        (
+            "wrong_type.json",
+            json.dumps(
+                [{"trial_type": "instructions"}, {"participant": ["x"], "set_id": "S", "trial_id": t0, "response": 0}]
+            ),
+            ["index 1", "column 'participant'", "wrong type (list)"],
+        ),
+        (
+            "missing_key.json",
+            json.dumps(
+                [
+                    {"trial_type": "instructions"},
+                    {"trial_type": "x"},
+                    {"participant": "a", "set_id": "S", "trial_id": t1},
+                ]
+            ),
+            ["index 2", "column 'response'", "missing column"],
+        ),
         ("not_array.json", json.dumps({"participant": "a"}), ["top level", "expected an array"]),
         ("no_judgments.json", json.dumps([{"trial_type": "instructions"}]), ["column 'trial_id'", "no judgment"]),
     ]
@@ -146,8 +218,9 @@ def test_malformed_files_are_rejected_with_file_row_and_column(tmp_path, trials,
 
 def test_all_problems_of_a_file_are_reported_together(tmp_path, trials):
     ok = answers(trials, n=2)
-    path = write_csv(tmp_path / "many.csv", GENERIC, [ok[0], ["p1", "S", "nope", 0],
-                                                      ["p1", "S", trials.trial_id.iloc[1], 5]])
+    path = write_csv(
+        tmp_path / "many.csv", GENERIC, [ok[0], ["p1", "S", "nope", 0], ["p1", "S", trials.trial_id.iloc[1], 5]]
+    )
     with pytest.raises(ResponseError, match="2 problem") as err:
         load_responses(path, trials)
     assert "row 2 (line 3), column 'trial_id'" in str(err.value)
@@ -170,8 +243,11 @@ def test_several_files(tmp_path, trials):
     assert empty.empty
     # the same participant and trial in two files: an error naming both
     c = write_csv(tmp_path / "c.csv", GENERIC, answers(trials, "p2", n=2))
-    with pytest.raises(ResponseError, match=r"c\.csv: participant 'p2' answered trial .* in .*b\.csv too "
-                                            r"\(2 such answers"):
+    with pytest.raises(
+        ResponseError,
+        match=r"c\.csv: participant 'p2' answered trial .* in .*b\.csv too "
+        r"\(2 such answers",
+    ):
         load_response_files([a, b, c], trials)
     with pytest.raises(ResponseError, match="listed twice"):
         load_response_files([a, tmp_path / "." / "a.csv"], trials)

@@ -3,51 +3,75 @@ rules/rsa.smk): odd-one-out choices, RSA, the noise ceiling, the image
 bootstrap, the linear probe, THINGS files, the verified download, and the
 stage run through Snakemake on the real 92-image data.
 
-The data are never part of the repository: the tests read them from
-$IRIFLOW_RSA92_CACHE or ../shared/data/rsa92 beside the checkout. Tests that
-need them fail under CI (the environment variable CI is set) and are skipped
-elsewhere when neither exists."""
+The data are the copy committed in resources/rsa92 (with its NOTICE)."""
+
 from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, run_snakemake
 from PIL import Image
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
 
-from iriflow.rsa import (CACHE_ENV, RSA92_FILES, ChecksumError, FetchError, HumanData, RemoteFile, bootstrap_ceiling,
-                         bootstrap_rsa, fetch_verified, human_triplets, load_rsa92, markdown_table, model_inputs,
-                         noise_ceiling, participant_agreement, rdm, resolve_cache, rsa, score_features, score_things,
-                         summary_text, table_rows, things_ceiling, upper, wide_scores)
-from iriflow.things import (CHANCE, ProbeSettings, TripletFileError, agreement, all_triplets, bootstrap_mean,
-                            choose_odd, cosine_similarity, cross_validated_probe, list_images, normalised_score,
-                            object_folds, object_resamples, odd_from_dissimilarity, percentile_ci, read_triplets,
-                            repeat_ceiling, sample_triplets)
-
-SHARED = ROOT.parent / "shared" / "data" / "rsa92"
-
-
-def unavailable(reason: str):
-    """Fail under CI (where the data must be there), skip elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (failing because CI is set)")
-    pytest.skip(reason)
+from conftest import ROOT, RSA92, SCHEMA, run_snakemake
+from iriflow.rsa import (
+    RSA92_FILES,
+    ChecksumError,
+    FetchError,
+    HumanData,
+    RemoteFile,
+    bootstrap_ceiling,
+    bootstrap_rsa,
+    fetch_verified,
+    human_triplets,
+    load_rsa92,
+    markdown_table,
+    model_inputs,
+    noise_ceiling,
+    participant_agreement,
+    rdm,
+    resolve_cache,
+    rsa,
+    score_features,
+    score_things,
+    sha256_file,
+    summary_text,
+    table_rows,
+    things_ceiling,
+    upper,
+    wide_scores,
+)
+from iriflow.things import (
+    CHANCE,
+    ProbeSettings,
+    TripletFileError,
+    agreement,
+    all_triplets,
+    bootstrap_mean,
+    choose_odd,
+    cosine_similarity,
+    cross_validated_probe,
+    list_images,
+    normalised_score,
+    object_folds,
+    object_resamples,
+    odd_from_dissimilarity,
+    percentile_ci,
+    read_triplets,
+    repeat_ceiling,
+    sample_triplets,
+)
 
 
 @pytest.fixture(scope="session")
 def rsa92_dir() -> Path:
-    for candidate in (os.environ.get(CACHE_ENV), SHARED):
-        if candidate and all((Path(candidate) / f.name).is_file() for f in RSA92_FILES.values()):
-            return Path(candidate)
-    unavailable(f"the 92-image data are neither in ${CACHE_ENV} nor in {SHARED}")
+    return RSA92
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +85,17 @@ def random_rdm(rng, n, dim=5):
 
 # --- odd-one-out ------------------------------------------------------------------------
 
+
 def test_odd_one_out_choice_on_hand_made_embeddings():
-    emb = np.array([[1.0, 0.0, 0.0],   # 0
-                    [0.9, 0.1, 0.0],   # 1: close to 0
-                    [0.0, 1.0, 0.0],   # 2
-                    [0.0, 0.0, 1.0],   # 3
-                    [0.0, 0.9, 0.1]])  # 4: close to 2
+    emb = np.array(
+        [
+            [1.0, 0.0, 0.0],  # 0
+            [0.9, 0.1, 0.0],  # 1: close to 0
+            [0.0, 1.0, 0.0],  # 2
+            [0.0, 0.0, 1.0],  # 3
+            [0.0, 0.9, 0.1],
+        ]
+    )  # 4: close to 2
     s = cosine_similarity(emb)
     triplets = np.array([[0, 1, 2], [2, 0, 1], [2, 4, 0], [3, 0, 1]])
     # the pair (0, 1) stays, so 2 (position 2), 2 (position 0), 0 (position 2), 3 (position 0)
@@ -84,10 +113,7 @@ def test_odd_one_out_choice_on_hand_made_embeddings():
 
 
 def test_odd_from_dissimilarity_orders_triplets_and_marks_ties():
-    d = np.array([[0, 1, 5, 5],
-                  [1, 0, 4, 6],
-                  [5, 4, 0, 2],
-                  [5, 6, 2, 0]], dtype=float)
+    d = np.array([[0, 1, 5, 5], [1, 0, 4, 6], [5, 4, 0, 2], [5, 6, 2, 0]], dtype=float)
     ordered, tied = odd_from_dissimilarity(d, np.array([[0, 1, 2], [1, 2, 3], [0, 2, 3]]))
     assert ordered.tolist() == [[0, 1, 2], [2, 3, 1], [2, 3, 0]] and not tied.any()
     # the chosen order is what a matrix of similarities (-d) agrees with fully
@@ -107,6 +133,7 @@ def test_triplet_sampling():
 
 # --- RSA and the noise ceiling -----------------------------------------------------------
 
+
 def test_rsa_equals_a_directly_computed_spearman():
     rng = np.random.default_rng(0)
     model = random_rdm(rng, 12)
@@ -118,8 +145,7 @@ def test_rsa_equals_a_directly_computed_spearman():
     np.testing.assert_array_equal(upper(model), squareform(model, checks=False))
     # ties (average ranks) too
     coarse = np.round(model)
-    assert rsa(coarse, people[:1]) == pytest.approx(
-        spearmanr(upper(coarse), upper(people[0])).statistic, abs=1e-12)
+    assert rsa(coarse, people[:1]) == pytest.approx(spearmanr(upper(coarse), upper(people[0])).statistic, abs=1e-12)
 
 
 def test_rdm_metrics():
@@ -203,14 +229,18 @@ def test_bootstrap_ci_covers_the_population_value():
     covered = 0
     for _ in range(25):
         pick = rng.choice(300, size=40, replace=False)
-        reps = bootstrap_rsa(model_all[np.ix_(pick, pick)], {"t": truth_all[np.ix_(pick, pick)][None]},
-                             object_resamples(40, 300, int(rng.integers(1 << 30))))["t"]
+        reps = bootstrap_rsa(
+            model_all[np.ix_(pick, pick)],
+            {"t": truth_all[np.ix_(pick, pick)][None]},
+            object_resamples(40, 300, int(rng.integers(1 << 30))),
+        )["t"]
         lo, hi = percentile_ci(reps, 0.95)
         covered += lo <= population <= hi
     assert covered >= 20, f"covered {covered} of 25"
 
 
 # --- the linear probe -----------------------------------------------------------------------
+
 
 def test_probe_improves_heldout_accuracy_when_a_linear_transform_is_the_truth():
     rng = np.random.default_rng(6)
@@ -241,6 +271,7 @@ def test_probe_recovers_nothing_from_noise():
 
 # --- THINGS files ------------------------------------------------------------------------
 
+
 def test_read_triplets_of_a_hand_made_things_file(tmp_path):
     f = tmp_path / "triplets.tsv"
     f.write_text("# my pilot\nanchor\tother\todd\n1\t2\t3\n\n3,4,1\n 2 4 3 \n")
@@ -248,14 +279,17 @@ def test_read_triplets_of_a_hand_made_things_file(tmp_path):
     assert read_triplets(f, index_base=0).tolist() == [[1, 2, 3], [3, 4, 1], [2, 4, 3]]
 
 
-@pytest.mark.parametrize("rows, expected", [
-    ("0 1 2\n0 1\n", "row 2 ('0 1'): expected 3 integer object indices"),
-    ("0 1 2\n0 1 x\n", "row 2 ('0 1 x'): expected 3 integer"),
-    ("0 1 2\n\n2 2 1\n", "row 3 ('2 2 1'): the three objects must differ"),
-    ("0 1 2\n0 1 9\n", "row 2 ('0 1 9'): index 9 is outside 0..3"),
-    ("0 1 2\n-1 1 2\n", "row 2 ('-1 1 2'): index -1 is outside"),
-    ("# nothing\n", "no triplets"),
-])
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ("0 1 2\n0 1\n", "row 2 ('0 1'): expected 3 integer object indices"),
+        ("0 1 2\n0 1 x\n", "row 2 ('0 1 x'): expected 3 integer"),
+        ("0 1 2\n\n2 2 1\n", "row 3 ('2 2 1'): the three objects must differ"),
+        ("0 1 2\n0 1 9\n", "row 2 ('0 1 9'): index 9 is outside 0..3"),
+        ("0 1 2\n-1 1 2\n", "row 2 ('-1 1 2'): index -1 is outside"),
+        ("# nothing\n", "no triplets"),
+    ],
+)
 def test_triplet_file_errors_name_the_row(tmp_path, rows, expected):
     f = tmp_path / "bad.txt"
     f.write_text(rows)
@@ -321,6 +355,7 @@ def test_model_inputs_grayscale_and_rgb():
 
 # --- the verified download ------------------------------------------------------------------
 
+
 def remote(content: bytes, name: str = "data.mat") -> RemoteFile:
     return RemoteFile(name, hashlib.sha256(content).hexdigest(), "test file")
 
@@ -376,16 +411,23 @@ def test_offline_error_names_the_url_and_how_to_provide_the_file(tmp_path):
         fetch_verified(f, tmp_path / "cache", "http://127.0.0.1:9/rsa", timeout=5)
     msg = str(err.value)
     assert "could not download http://127.0.0.1:9/rsa/data.mat" in msg
-    assert f"into {tmp_path / 'cache'}/" in msg and "rsa.cache" in msg and CACHE_ENV in msg
+    assert f"into {tmp_path / 'cache'}/" in msg and "rsa.cache" in msg
     assert not [p for p in (tmp_path / "cache").iterdir()]
     with pytest.raises(FetchError, match="is missing and rsa.download is false"):
         fetch_verified(f, tmp_path / "cache", download=False)
 
 
 def test_cache_resolution():
-    assert resolve_cache("/x", "data", {CACHE_ENV: "/y"}) == Path("/x")
-    assert resolve_cache("", "data", {CACHE_ENV: "/y"}) == Path("/y")
-    assert resolve_cache("", "data", {}) == Path("data/rsa92")
+    assert resolve_cache("/x", RSA92) == Path("/x")
+    assert resolve_cache("", RSA92) == RSA92
+
+
+def test_the_committed_copy_has_the_pinned_checksums_and_a_notice():
+    notice = (RSA92 / "NOTICE").read_text()
+    for remote in RSA92_FILES.values():
+        assert sha256_file(RSA92 / remote.name) == remote.sha256
+        assert f"{remote.sha256}  {remote.name}" in notice
+    assert "f1f83cadb7243492a1aae7460466e0f0140b20ac" in notice and "MIT License" in notice
 
 
 def test_download_rule_rejects_a_cached_file_with_a_wrong_checksum(tmp_path):
@@ -395,8 +437,17 @@ def test_download_rule_rejects_a_cached_file_with_a_wrong_checksum(tmp_path):
     cfg = tmp_path / "rsa.yaml"
     cfg.write_text(yaml.safe_dump({"rsa": {"cache": str(cache), "download": False}}))
     out = "results/rsa/human/rsa92.npz"
-    proc = run_snakemake(out, "--cores", "1", "-d", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
-                         str(cfg), check=False)
+    proc = run_snakemake(
+        out,
+        "--cores",
+        "1",
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(ROOT / "config/config.yaml"),
+        str(cfg),
+        check=False,
+    )
     assert proc.returncode != 0
     log = (tmp_path / "results/logs/rsa/data.log").read_text() + proc.stderr
     assert RSA92_FILES["behaviour"].sha256 in log
@@ -406,6 +457,7 @@ def test_download_rule_rejects_a_cached_file_with_a_wrong_checksum(tmp_path):
 
 
 # --- the real data ---------------------------------------------------------------------------------
+
 
 def test_the_92_image_data(human):
     assert human.behaviour.shape == (16, 92, 92) and human.images.shape == (92, 175, 175, 3)
@@ -427,8 +479,11 @@ def test_scores_of_a_representation_on_the_real_data(human):
     assert tied == 0 and len(triplets) == 2000
     lower, upper_ = participant_agreement(human.behaviour, triplets)
     assert CHANCE < lower < upper_ < 1
-    settings = {"rdm_metric": "correlation", "bootstrap": {"n": 50, "level": 0.95, "seed": 0},
-                "probe": {"enabled": False}}
+    settings = {
+        "rdm_metric": "correlation",
+        "bootstrap": {"n": 50, "level": 0.95, "seed": 0},
+        "probe": {"enabled": False},
+    }
     # the group-mean RDM itself, as "features": RSA near the upper ceiling, perfect odd-one-out agreement
     rows = {r["measure"]: r for r in score_features(-human.group_mean, human, triplets, settings)}
     assert set(rows) == {"rsa:behaviour", "rsa:behaviour-mean", "rsa:hIT", "rsa:mIT", "ooo:zero-shot"}
@@ -442,22 +497,51 @@ def test_scores_of_a_representation_on_the_real_data(human):
 
 # --- the table, the summary and the stage through Snakemake ---------------------------------------
 
+
 def fake_scores() -> pd.DataFrame:
     rows = []
-    for kind, dataset, model, base in (("model", "mnist5k", "vgg16bn-ce-standard-s0", 0.1),
-                                       ("model", "mnist5k", "resnet18-ce-standard-s0", 0.2),
-                                       ("baseline", "mnist5k", "pixels", 0.05), ("reference", "", "hIT", 0.3)):
-        for measure, v in (("rsa:behaviour", base), ("rsa:hIT", base / 2), ("ooo:zero-shot", 0.4 + base),
-                           ("ooo:heldout-zero-shot", 0.4), ("ooo:probed", 0.45)):
-            rows.append({"kind": kind, "dataset": dataset, "model": model, "layer": "penultimate" if kind == "model"
-                         else "", "measure": measure, "value": v, "ci_lo": v - 0.05, "ci_hi": v + 0.05, "n": 10,
-                         "chance": 0.0, "detail": "{}"})
+    for kind, dataset, model, base in (
+        ("model", "mnist5k", "vgg16bn-ce-standard-s0", 0.1),
+        ("model", "mnist5k", "resnet18-ce-standard-s0", 0.2),
+        ("baseline", "mnist5k", "pixels", 0.05),
+        ("reference", "", "hIT", 0.3),
+    ):
+        for measure, v in (
+            ("rsa:behaviour", base),
+            ("rsa:hIT", base / 2),
+            ("ooo:zero-shot", 0.4 + base),
+            ("ooo:heldout-zero-shot", 0.4),
+            ("ooo:probed", 0.45),
+        ):
+            rows.append(
+                {
+                    "kind": kind,
+                    "dataset": dataset,
+                    "model": model,
+                    "layer": "penultimate" if kind == "model" else "",
+                    "measure": measure,
+                    "value": v,
+                    "ci_lo": v - 0.05,
+                    "ci_hi": v + 0.05,
+                    "n": 10,
+                    "chance": 0.0,
+                    "detail": "{}",
+                }
+            )
     return pd.DataFrame(rows)
 
 
-CEILING = {"participants": 16, "rsa_lower": 0.478, "rsa_upper": 0.575, "rsa_lower_ci": [0.43, 0.54],
-           "rsa_upper_ci": [0.52, 0.61], "ooo_participant_lower": 0.633, "ooo_participant_upper": 0.664,
-           "ooo_chance": CHANCE, "triplets": 125580}
+CEILING = {
+    "participants": 16,
+    "rsa_lower": 0.478,
+    "rsa_upper": 0.575,
+    "rsa_lower_ci": [0.43, 0.54],
+    "rsa_upper_ci": [0.52, 0.61],
+    "ooo_participant_lower": 0.633,
+    "ooo_participant_upper": 0.664,
+    "ooo_chance": CHANCE,
+    "triplets": 125580,
+}
 
 
 def test_table_rows_are_grouped_and_end_with_the_noise_ceiling():
@@ -466,8 +550,13 @@ def test_table_rows_are_grouped_and_end_with_the_noise_ceiling():
     assert list(wide["model"]) == ["resnet18-ce-standard-s0", "vgg16bn-ce-standard-s0", "pixels", "hIT"]
     assert wide.loc[0, "arch"] == "resnet18" and wide.loc[0, "rsa:behaviour"] == 0.2
     header, rows = table_rows(wide, CEILING)
-    assert header[5:] == ["RSA behaviour", "RSA hIT", "odd-one-out % (zero-shot)", "held-out % zero-shot",
-                          "held-out % probed"]
+    assert header[5:] == [
+        "RSA behaviour",
+        "RSA hIT",
+        "odd-one-out % (zero-shot)",
+        "held-out % zero-shot",
+        "held-out % probed",
+    ]
     assert rows[0][5] == "0.200 [0.150, 0.250]" and rows[0][7] == "60.0 [55.0, 65.0]"
     assert rows[-2][0].startswith("noise ceiling (16 participants") and rows[-2][5] == "0.478 - 0.575"
     assert rows[-2][7] == "63.3 - 66.4" and rows[-1][7] == "33.3"
@@ -493,7 +582,7 @@ TINY_MODEL = "mnist5k/resnet18-ce-none-s0"
 
 
 def test_the_stage_through_snakemake_on_the_real_data(tmp_path, rsa92_dir):
-    """rsa_data (from the cache), rsa_human, rsa_model, rsa_baseline,
+    """rsa_data (from the committed copy), rsa_human, rsa_model, rsa_baseline,
     rsa_table and figure_rsa on one small untrained model; training and the
     data stage are not run (their outputs are made here)."""
     import torch
@@ -508,22 +597,52 @@ def test_the_stage_through_snakemake_on_the_real_data(tmp_path, rsa92_dir):
     save_model(folder / "model.pt", folder / "model.json", model, {"id": TINY_MODEL})
     write_json(tmp_path / "results/data/mnist5k/meta.json", {"shape": [1, 28, 28]})
     cfg = tmp_path / "small.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "models": {"grid": [{"datasets": ["mnist5k"], "archs": ["resnet18"], "objectives": ["ce"],
-                             "augmentations": ["none"], "seeds": [0]}]},
-        "rsa": {"cache": str(rsa92_dir), "download": False, "triplets": {"n": 3000}, "bootstrap": {"n": 40},
-                "probe": {"folds": 2, "lambdas": [0.01], "steps": 15}},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    "grid": [
+                        {
+                            "datasets": ["mnist5k"],
+                            "archs": ["resnet18"],
+                            "objectives": ["ce"],
+                            "augmentations": ["none"],
+                            "seeds": [0],
+                        }
+                    ]
+                },
+                # rsa.cache '' reads the copy committed in resources/rsa92; nothing may be downloaded
+                "rsa": {
+                    "download": False,
+                    "triplets": {"n": 3000},
+                    "bootstrap": {"n": 40},
+                    "probe": {"folds": 2, "lambdas": [0.01], "steps": 15},
+                },
+            }
+        )
+    )
     rules = ["rsa_data", "rsa_human", "rsa_model", "rsa_baseline", "rsa_table", "figure_rsa", "rsa"]
-    run_snakemake("rsa", "--allowed-rules", *rules, "--cores", "2", "-d", str(tmp_path), "--configfile",
-                  str(ROOT / "config/config.yaml"), str(cfg))
+    run_snakemake(
+        "rsa",
+        "--allowed-rules",
+        *rules,
+        "--cores",
+        "2",
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(ROOT / "config/config.yaml"),
+        str(cfg),
+    )
     table = pd.read_csv(tmp_path / "results/tables/rsa.csv")
     assert list(table["kind"]) == ["model", "baseline", "reference", "reference"]
     assert list(table["model"]) == ["resnet18-ce-none-s0", "pixels", "hIT", "mIT"]
     for measure in ("rsa:behaviour", "rsa:hIT", "ooo:zero-shot", "ooo:probed"):
         ok = table[measure].notna()
-        assert ((table.loc[ok, f"{measure}_lo"] <= table.loc[ok, measure])
-                & (table.loc[ok, measure] <= table.loc[ok, f"{measure}_hi"])).all(), measure
+        assert (
+            (table.loc[ok, f"{measure}_lo"] <= table.loc[ok, measure])
+            & (table.loc[ok, measure] <= table.loc[ok, f"{measure}_hi"])
+        ).all(), measure
     ceiling = yaml.safe_load((tmp_path / "results/rsa/human/ceiling.json").read_text())
     assert ceiling["rsa_lower"] == pytest.approx(0.4776, abs=1e-3) and ceiling["triplets"] == 3000
     md = (tmp_path / "results/tables/rsa.md").read_text()
@@ -541,8 +660,9 @@ def test_dry_runs_plan_things_jobs_only_when_configured(tmp_path):
     images.mkdir()
     (tmp_path / "triplets.txt").write_text("0 1 2\n")
     cfg = tmp_path / "things.yaml"
-    cfg.write_text(yaml.safe_dump({"rsa": {"things": {"triplets": str(tmp_path / "triplets.txt"),
-                                                      "images": str(images)}}}))
+    cfg.write_text(
+        yaml.safe_dump({"rsa": {"things": {"triplets": str(tmp_path / "triplets.txt"), "images": str(images)}}})
+    )
     proc = run_snakemake("-n", "rsa", "-d", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"), str(cfg))
     assert "rule rsa_things:" in proc.stdout and proc.stdout.count("rule rsa_things:") == 8
     cfg.write_text(yaml.safe_dump({"rsa": {"enabled": False}}))
@@ -550,21 +670,24 @@ def test_dry_runs_plan_things_jobs_only_when_configured(tmp_path):
     assert "rule rsa_" not in proc.stdout
 
 
-@pytest.mark.parametrize("rsa_cfg, expected", [
-    ({"triplets": {"n": 0}}, "rsa.triplets.n: 0 is less than the minimum of 1"),
-    ({"rdm_metric": "manhattan"}, "rsa.rdm_metric: 'manhattan' is not one of"),
-    ({"base_url": "ftp://x"}, "rsa.base_url: 'ftp://x' does not match"),
-    ({"probe": {"folds": 1}}, "rsa.probe.folds: 1 is less than the minimum of 2"),
-    ({"things": {"ceiling": 1.5}}, "rsa.things.ceiling: 1.5 is greater than the maximum of 1"),
-    ({"cache_dir": "x"}, "rsa.cache_dir: unknown key 'cache_dir'"),
-])
+@pytest.mark.parametrize(
+    "rsa_cfg, expected",
+    [
+        ({"triplets": {"n": 0}}, "rsa.triplets.n: 0 is less than the minimum of 1"),
+        ({"rdm_metric": "manhattan"}, "rsa.rdm_metric: 'manhattan' is not one of"),
+        ({"base_url": "ftp://x"}, "rsa.base_url: 'ftp://x' does not match"),
+        ({"probe": {"folds": 1}}, "rsa.probe.folds: 1 is less than the minimum of 2"),
+        ({"things": {"ceiling": 1.5}}, "rsa.things.ceiling: 1.5 is greater than the maximum of 1"),
+        ({"cache_dir": "x"}, "rsa.cache_dir: unknown key 'cache_dir'"),
+    ],
+)
 def test_bad_rsa_config_names_the_key(rsa_cfg, expected):
     from iriflow.config import ConfigError, validate_config
 
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg["rsa"] = {**cfg["rsa"], **rsa_cfg}
     with pytest.raises(ConfigError) as err:
-        validate_config(cfg)
+        validate_config(cfg, SCHEMA)
     assert expected in str(err.value)
 
 
@@ -572,7 +695,7 @@ def test_default_and_paper_configs_have_the_rsa_stage():
     from iriflow.config import validate_config
 
     for name in ("config.yaml", "paper.yaml"):
-        rsa_cfg = validate_config(yaml.safe_load((ROOT / "config" / name).read_text()))["rsa"]
+        rsa_cfg = validate_config(yaml.safe_load((ROOT / "config" / name).read_text()), SCHEMA)["rsa"]
         assert rsa_cfg["enabled"] and rsa_cfg["cache"] == "" and rsa_cfg["triplets"]["n"] is None
         assert "f1f83cadb7243492a1aae7460466e0f0140b20ac" in rsa_cfg["base_url"]
         assert rsa_cfg["things"]["triplets"] is None and rsa_cfg["resources"]["gpu"] == 0

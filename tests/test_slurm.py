@@ -9,6 +9,7 @@ the cluster is taken down at the end.
 The cluster needs root and Debian's slurm packages (tests/slurm_cluster.py
 installs them with apt-get when missing). Where that is impossible the tests
 fail under CI (the environment variable CI is set) and are skipped otherwise."""
+
 import copy
 import os
 import subprocess
@@ -20,11 +21,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+
 from conftest import ROOT, SNAKEMAKE, run_snakemake
+from iriflow.io import read_json
 from slurm_cluster import LocalSlurm, config_conflict, ensure_installed
 from test_pipeline import TINY
-
-from iriflow.io import read_json
 
 TARGETS = ("models", "iris", "judgments")
 KILLED = "resnet18-ce-none-s0"  # the training job cancelled after its first epoch
@@ -57,9 +58,20 @@ def cluster():
 
 
 def _snakemake_cmd(work: Path, cfg: Path, *extra: str) -> list[str]:
-    return [SNAKEMAKE, *TARGETS, "-s", str(ROOT / "Snakefile"), "-d", str(work),
-            "--profile", str(ROOT / "profiles" / "slurm"), *extra,
-            "--configfile", str(ROOT / "config" / "config.yaml"), str(cfg)]
+    return [
+        SNAKEMAKE,
+        *TARGETS,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
+        *extra,
+        "--configfile",
+        str(ROOT / "config" / "config.yaml"),
+        str(cfg),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +81,22 @@ def slurm_run(cluster, tmp_path_factory):
     work = tmp_path_factory.mktemp("slurm")
     cfg = work / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(slurm_config()))
-    env = {**cluster.env, "PYTHONPATH": str(ROOT / "scripts")}
+    env = cluster.env
     log = open(work / "snakemake.log", "w")
-    proc = subprocess.Popen(_snakemake_cmd(work, cfg), cwd=work, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _snakemake_cmd(work, cfg), cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+    )
     checkpoint = work / "results" / "checkpoints" / DATASET / KILLED / "last.pt"
     cancelled = None
     deadline = time.monotonic() + 600
     try:
         while cancelled is None and time.monotonic() < deadline and proc.poll() is None:
             if checkpoint.exists():  # written atomically after every epoch
-                running = [j for j in cluster.jobs() if j["state"] == "RUNNING"
-                           and "train_model" in j["comment"] and KILLED in j["comment"]]
+                running = [
+                    j
+                    for j in cluster.jobs()
+                    if j["state"] == "RUNNING" and "train_model" in j["comment"] and KILLED in j["comment"]
+                ]
                 if running:
                     cluster.cancel(running[0]["id"])
                     cancelled = running[0]
@@ -94,10 +110,10 @@ def slurm_run(cluster, tmp_path_factory):
     output = (work / "snakemake.log").read_text()
     if rc != 0:
         raise AssertionError(f"snakemake on SLURM failed ({rc}):\n{output[-6000:]}\n{cluster.logs()}")
-    assert cancelled is not None, f"the training job of {KILLED} was never seen running after its first epoch:\n" \
-                                  f"{output[-3000:]}"
-    return {"work": work, "cfg": cfg, "env": env, "output": output, "cancelled": cancelled,
-            "jobs": cluster.jobs()}
+    assert cancelled is not None, (
+        f"the training job of {KILLED} was never seen running after its first epoch:\n{output[-3000:]}"
+    )
+    return {"work": work, "cfg": cfg, "env": env, "output": output, "cancelled": cancelled, "jobs": cluster.jobs()}
 
 
 def _planned_jobs(output: str) -> dict[str, int]:
@@ -124,7 +140,9 @@ def test_every_job_ran_as_a_slurm_job(slurm_run):
     states = jobs.groupby("state").size().to_dict()
     assert states == {"COMPLETED": len(jobs) - 1, "CANCELLED": 1}, states
     # outputs say which SLURM job made them
-    iri = read_json(slurm_run["work"] / f"results/iris/{DATASET}/{KILLED}/penultimate/regfree/other-image/provenance.json")
+    iri = read_json(
+        slurm_run["work"] / f"results/iris/{DATASET}/{KILLED}/penultimate/regfree/other-image/provenance.json"
+    )
     assert iri["placement"]["slurm_job_id"] in set(jobs["id"])
     assert "cuda_visible_devices" not in iri["placement"]  # IRI jobs asked for no GPU
 
@@ -148,8 +166,16 @@ def test_cancelled_training_resumed_and_equals_an_uninterrupted_run(slurm_run, t
     metrics = pd.read_csv(work / f"results/models/{DATASET}/{KILLED}/metrics.csv")
     assert list(metrics["epoch"]) == [1, 2, 3, 4]
     # the same model trained without interruption, locally, is identical
-    run_snakemake(f"results/models/{DATASET}/{KILLED}/model.pt", "--cores", "1", "-d", str(tmp_path),
-                  "--configfile", str(ROOT / "config/config.yaml"), str(slurm_run["cfg"]))
+    run_snakemake(
+        f"results/models/{DATASET}/{KILLED}/model.pt",
+        "--cores",
+        "1",
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(ROOT / "config/config.yaml"),
+        str(slurm_run["cfg"]),
+    )
     resumed = torch.load(work / f"results/models/{DATASET}/{KILLED}/model.pt", weights_only=True)
     straight = torch.load(tmp_path / f"results/models/{DATASET}/{KILLED}/model.pt", weights_only=True)
     assert resumed.keys() == straight.keys()
@@ -157,8 +183,14 @@ def test_cancelled_training_resumed_and_equals_an_uninterrupted_run(slurm_run, t
 
 
 def test_second_invocation_has_nothing_to_do(slurm_run):
-    proc = subprocess.run(_snakemake_cmd(slurm_run["work"], slurm_run["cfg"], "-n"), cwd=slurm_run["work"],
-                          env=slurm_run["env"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        _snakemake_cmd(slurm_run["work"], slurm_run["cfg"], "-n"),
+        cwd=slurm_run["work"],
+        env=slurm_run["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
 

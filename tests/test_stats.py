@@ -2,21 +2,40 @@
 a planted factor effect is detected, a null one is not (at the nominal rate,
 over repeated simulations with participant and item random effects), Holm
 values, contrasts, and agreement."""
+
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
-import statsmodels.api as sm
-
-from iriflow.stats import (aggregate, agreement, analyse, build_design, cell_means, fit_binomial, holm, lr_test,
-                           model_terms, ordered_levels, select_factors)
+from iriflow.stats import (
+    aggregate,
+    agreement,
+    analyse,
+    build_design,
+    cell_means,
+    fit_binomial,
+    holm,
+    lr_test,
+    model_terms,
+    ordered_levels,
+    select_factors,
+)
 
 ALPHA = 0.05
 
 
-def simulate(seed: int, effect_a: float = 1.2, effect_b: float = 0.0, n_participants: int = 20,
-             n_items: int = 20, sd_item: float = 1.0, sd_participant: float = 0.5, b0: float = 0.2) -> pd.DataFrame:
+def simulate(
+    seed: int,
+    effect_a: float = 1.2,
+    effect_b: float = 0.0,
+    n_participants: int = 20,
+    n_items: int = 20,
+    sd_item: float = 1.0,
+    sd_participant: float = 0.5,
+    b0: float = 0.2,
+) -> pd.DataFrame:
     """Answers of a crossed design: factors A and B (2 x 2 cells of
     ``n_items`` items each, like models x IRIs), every participant answers
     every item; logit P(correct) = b0 + effect_a [A=a1] + effect_b [B=b1]
@@ -30,14 +49,25 @@ def simulate(seed: int, effect_a: float = 1.2, effect_b: float = 0.0, n_particip
             eta = b0 + effect_a * (a == "a1") + effect_b * (b == "b1") + u[:, None] + v[None, :]
             y = rng.random(eta.shape) < 1 / (1 + np.exp(-eta))
             p_idx, i_idx = np.meshgrid(np.arange(n_participants), np.arange(n_items), indexing="ij")
-            parts.append(pd.DataFrame({
-                "correct": y.ravel().astype(np.int8), "participant": [f"p{p}" for p in p_idx.ravel()],
-                "item": [f"{a}{b}/{i}" for i in i_idx.ravel()], "A": a, "B": b, "set_id": f"{a}{b}",
-                "model": f"{a}{b}", "chance": 0.5}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "correct": y.ravel().astype(np.int8),
+                        "participant": [f"p{p}" for p in p_idx.ravel()],
+                        "item": [f"{a}{b}/{i}" for i in i_idx.ravel()],
+                        "A": a,
+                        "B": b,
+                        "set_id": f"{a}{b}",
+                        "model": f"{a}{b}",
+                        "chance": 0.5,
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True)
 
 
 # --- Holm ----------------------------------------------------------------------------
+
 
 def test_holm_hand_computed_values():
     # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> monotone 0.06
@@ -56,6 +86,7 @@ def test_holm_equals_statsmodels():
 
 # --- the GLM on counts per IRI set equals the GLM on single answers ---------------------
 
+
 def test_aggregated_fit_and_cluster_covariance_equal_statsmodels_on_single_answers():
     d = simulate(5, n_participants=8, n_items=6)
     levels = ordered_levels(d, ["A", "B"])
@@ -65,11 +96,15 @@ def test_aggregated_fit_and_cluster_covariance_equal_statsmodels_on_single_answe
     x = design.matrix(d)
     groups = np.column_stack([pd.factorize(d["participant"])[0], pd.factorize(d["item"])[0]])
     ref = sm.GLM(d["correct"].to_numpy(float), x, family=sm.families.Binomial()).fit(
-        cov_type="cluster", cov_kwds={"groups": groups})
+        cov_type="cluster", cov_kwds={"groups": groups}
+    )
     np.testing.assert_allclose(fit.params, ref.params, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(fit.cov, ref.cov_params(), rtol=1e-4, atol=1e-10)  # IRLS tolerance
-    np.testing.assert_allclose(fit.cov_naive, sm.GLM(d["correct"].to_numpy(float), x,
-                                                     family=sm.families.Binomial()).fit().cov_params(), rtol=1e-4)
+    np.testing.assert_allclose(
+        fit.cov_naive,
+        sm.GLM(d["correct"].to_numpy(float), x, family=sm.families.Binomial()).fit().cov_params(),
+        rtol=1e-4,
+    )
     # LR statistics: the binomial constants cancel
     reduced = sm.GLM(d["correct"].to_numpy(float), x[:, :2], family=sm.families.Binomial()).fit()
     lr = lr_test(cells, fit, [2, 3])["lr"]
@@ -85,6 +120,7 @@ def test_aggregated_fit_and_cluster_covariance_equal_statsmodels_on_single_answe
 
 # --- planted vs null effects ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def repeated_tests():
     """200 simulated experiments (20 participants x 80 items each): factor A
@@ -93,8 +129,14 @@ def repeated_tests():
     for seed in range(200):
         an = analyse(simulate(seed), ["A", "B"], by=None, covariates=(), contrasts=False)
         t = an.tests.set_index("term")
-        rows.append({"p_a": t.loc["A", "p"], "p_b": t.loc["B", "p"], "p_b_naive": t.loc["B", "p_naive"],
-                     "deff": t.loc["B", "deff"]})
+        rows.append(
+            {
+                "p_a": t.loc["A", "p"],
+                "p_b": t.loc["B", "p"],
+                "p_b_naive": t.loc["B", "p_naive"],
+                "deff": t.loc["B", "deff"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -121,17 +163,27 @@ def test_uncorrected_lr_test_would_be_far_too_liberal(repeated_tests):
 
 # --- design, contrasts, loss interactions ---------------------------------------------------
 
+
 def test_aliased_and_constant_factors_are_left_out_and_named():
-    d = pd.DataFrame({"objective": ["ce", "ce", "simclr", "simclr"], "base_augmentation":
-                      ["standard", "standard", "simclr", "simclr"], "adversarial": ["standard", "adversarial"] * 2,
-                      "arch": ["resnet18"] * 4})
+    d = pd.DataFrame(
+        {
+            "objective": ["ce", "ce", "simclr", "simclr"],
+            "base_augmentation": ["standard", "standard", "simclr", "simclr"],
+            "adversarial": ["standard", "adversarial"] * 2,
+            "arch": ["resnet18"] * 4,
+        }
+    )
     levels = ordered_levels(d, d.columns, {"adversarial": ["standard", "adversarial"]})
     kept, notes = select_factors(d, ["arch", "objective", "adversarial", "base_augmentation"], levels)
     assert kept == ["objective", "adversarial"]
     assert notes["arch"].startswith("one level") and notes["base_augmentation"].startswith("aliased with")
     design = build_design(d, model_terms(kept, None, (), True), levels)
-    assert design.columns == ("Intercept", "objective[simclr]", "adversarial[adversarial]",
-                              "objective[simclr]:adversarial[adversarial]")
+    assert design.columns == (
+        "Intercept",
+        "objective[simclr]",
+        "adversarial[adversarial]",
+        "objective[simclr]:adversarial[adversarial]",
+    )
     np.testing.assert_array_equal(design.matrix(d)[:, 3], [0, 0, 0, 1])
 
 
@@ -139,25 +191,45 @@ def _two_losses(seed: int = 0, n_participants: int = 15, n_items: int = 30) -> p
     """Adversarial training helps under 'regfree' (0.5 -> 0.85) but not under
     'adversarial' (0.5 and 0.5); two architectures with no effect."""
     rng = np.random.default_rng(seed)
-    probs = {("regfree", "standard"): 0.5, ("regfree", "adversarial"): 0.85,
-             ("adversarial", "standard"): 0.5, ("adversarial", "adversarial"): 0.5}
+    probs = {
+        ("regfree", "standard"): 0.5,
+        ("regfree", "adversarial"): 0.85,
+        ("adversarial", "standard"): 0.5,
+        ("adversarial", "adversarial"): 0.5,
+    }
     parts = []
     for (loss, adv), p in probs.items():
         for arch in ("resnet18", "vgg16bn"):
             model = f"{arch}-{adv}"
             y = rng.random((n_participants, n_items)) < p
             pi, ii = np.meshgrid(np.arange(n_participants), np.arange(n_items), indexing="ij")
-            parts.append(pd.DataFrame({"correct": y.ravel().astype(np.int8), "participant": [f"p{k}" for k in pi.ravel()],
-                                       "item": [f"{model}/{loss}/{i}" for i in ii.ravel()], "arch": arch,
-                                       "adversarial": adv, "loss": loss, "model": model,
-                                       "set_id": f"{model}/{loss}", "chance": 0.5}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "correct": y.ravel().astype(np.int8),
+                        "participant": [f"p{k}" for k in pi.ravel()],
+                        "item": [f"{model}/{loss}/{i}" for i in ii.ravel()],
+                        "arch": arch,
+                        "adversarial": adv,
+                        "loss": loss,
+                        "model": model,
+                        "set_id": f"{model}/{loss}",
+                        "chance": 0.5,
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True)
 
 
 @pytest.fixture(scope="module")
 def loss_analysis():
-    return analyse(_two_losses(), ["arch", "adversarial"], by="loss", covariates=(),
-                   preferred_levels={"adversarial": ["standard", "adversarial"], "loss": ["regfree", "adversarial"]})
+    return analyse(
+        _two_losses(),
+        ["arch", "adversarial"],
+        by="loss",
+        covariates=(),
+        preferred_levels={"adversarial": ["standard", "adversarial"], "loss": ["regfree", "adversarial"]},
+    )
 
 
 def test_loss_interaction_and_within_loss_tests(loss_analysis):
@@ -183,7 +255,8 @@ def test_contrasts_recover_the_planted_differences(loss_analysis):
     pairs = c.loc[c["family"] == "model-pairs"]
     assert len(pairs) == 2 * 6  # 4 models -> 6 pairs, within each of 2 losses
     row = pairs.set_index(["level_a", "level_b", "condition"]).loc[
-        ("resnet18-adversarial", "resnet18-standard", "loss=regfree")]
+        ("resnet18-adversarial", "resnet18-standard", "loss=regfree")
+    ]
     d = _two_losses()
     cell = d.loc[d["loss"] == "regfree"].groupby("model")["correct"].mean()
     # cell means are exactly the observed proportions
@@ -194,9 +267,14 @@ def test_contrasts_recover_the_planted_differences(loss_analysis):
 def test_agreement_between_observer_kinds():
     rng = np.random.default_rng(1)
     truth = rng.random(30)
-    scores = pd.DataFrame({"set_id": np.tile(np.arange(30), 3), "measure": "2afc:seed",
-                           "observer": np.repeat(["a", "b", "c"], 30),
-                           "prop_correct": np.concatenate([truth, truth + 0.1, rng.random(30)])})
+    scores = pd.DataFrame(
+        {
+            "set_id": np.tile(np.arange(30), 3),
+            "measure": "2afc:seed",
+            "observer": np.repeat(["a", "b", "c"], 30),
+            "prop_correct": np.concatenate([truth, truth + 0.1, rng.random(30)]),
+        }
+    )
     a = agreement(scores, "set_id").set_index(["observer_a", "observer_b"])
     assert a.loc[("a", "b"), "pearson_r"] == pytest.approx(1.0)
     assert a.loc[("a", "b"), "mean_diff"] == pytest.approx(-0.1)

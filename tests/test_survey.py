@@ -8,6 +8,7 @@ Needs npm (the export fetches the jsPsych builds pinned in survey/) and, for
 the browser tests, Debian's chromium: the session fixture installs it with
 apt-get when missing and running as root; where that is impossible the tests
 fail under CI (the environment variable CI is set) and are skipped otherwise."""
+
 from __future__ import annotations
 
 import csv
@@ -26,13 +27,23 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_snakemake
 from PIL import Image
 
+from conftest import ROOT, run_snakemake
 from iriflow.judgments import build_trials, score, simulate_population
 from iriflow.responses import load_responses
-from iriflow.survey import (ASSETS, SurveyError, assign_list, check_post_url, embed_json, export_survey,
-                            fnv1a32, make_lists, read_embedded_data, render_page)
+from iriflow.survey import (
+    ASSETS,
+    SurveyError,
+    assign_list,
+    check_post_url,
+    embed_json,
+    export_survey,
+    fnv1a32,
+    make_lists,
+    read_embedded_data,
+    render_page,
+)
 from iriflow.viz import to_uint8
 
 MODEL = "mnist5k/resnet18-ce-none-s0"
@@ -43,8 +54,17 @@ LABELS = np.array([0, 1, 2, 0, 1, 2])
 CONVERGED = {SETS[0]: np.ones(N, bool), SETS[1]: np.array([1, 1, 1, 1, 1, 0], bool)}
 SURVEY = {"trials_per_participant": 8, "catch_per_participant": 2, "seed": 0}
 SMALL = {
-    "models": {"grid": [{"datasets": ["mnist5k"], "archs": ["resnet18"], "objectives": ["ce"],
-                         "augmentations": ["none"], "seeds": [0]}]},
+    "models": {
+        "grid": [
+            {
+                "datasets": ["mnist5k"],
+                "archs": ["resnet18"],
+                "objectives": ["ce"],
+                "augmentations": ["none"],
+                "seeds": [0],
+            }
+        ]
+    },
     "iris": {"losses": list(LOSSES), "seed_types": ["other-image"]},
     "judgments": {"matching_k": 3, "n_catch": 2},
     "survey": SURVEY,
@@ -52,8 +72,16 @@ SMALL = {
 }
 CHROMIUM = "/usr/bin/chromium"
 # Without these Chromium stalls on a machine without network access.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def unavailable(reason: str):
@@ -64,6 +92,7 @@ def unavailable(reason: str):
 
 
 # --- a fake results tree -------------------------------------------------------
+
 
 def fake_images(rng, n=N, size=12):
     """Distinct random grey images whose values survive the uint8 round trip."""
@@ -77,9 +106,15 @@ def make_results(work: Path) -> dict:
     targets = fake_images(rng)
     images, tables = {}, []
     for set_id in SETS:
-        saved = {"iris": fake_images(rng), "targets": targets, "seeds": fake_images(rng),
-                 "target_label": torch.from_numpy(LABELS), "converged": torch.from_numpy(CONVERGED[set_id]),
-                 "metric": "ms_ssim", "loss_spec": {"kind": set_id.split("/")[3]}}
+        saved = {
+            "iris": fake_images(rng),
+            "targets": targets,
+            "seeds": fake_images(rng),
+            "target_label": torch.from_numpy(LABELS),
+            "converged": torch.from_numpy(CONVERGED[set_id]),
+            "metric": "ms_ssim",
+            "loss_spec": {"kind": set_id.split("/")[3]},
+        }
         path = work / "results/iris" / set_id / "iris.pt"
         path.parent.mkdir(parents=True)
         torch.save(saved, path)
@@ -91,8 +126,9 @@ def make_results(work: Path) -> dict:
     trials.to_csv(out / "trials.csv", index=False)
     d = rng.random((len(trials), trials["n_options"].max()))
     d[np.arange(d.shape[1]) >= trials["n_options"].to_numpy()[:, None]] = np.nan
-    sim = simulate_population(trials, d, n_participants=5, sigma=0.2, sigma_spread=0.3, lapse=0.02, seed=0,
-                              observer="simulated:gmsd")
+    sim = simulate_population(
+        trials, d, n_participants=5, sigma=0.2, sigma_spread=0.3, lapse=0.02, seed=0, observer="simulated:gmsd"
+    )
     sim.to_csv(out / "responses_simulated.csv", index=False)
     return images
 
@@ -112,11 +148,19 @@ def fake(tmp_path_factory, npm_available):
     cfg.write_text(yaml.safe_dump(SMALL))
     config = ["--configfile", str(ROOT / "config/config.yaml"), str(cfg)]
     # only the rules under test: the fake tree has no models, data or calibration behind it
-    proc = run_snakemake("survey", "--allowed-rules", "export_survey", "survey", "--cores", "1",
-                         "-d", str(work), *config)
+    proc = run_snakemake(
+        "survey", "--allowed-rules", "export_survey", "survey", "--cores", "1", "-d", str(work), *config
+    )
     trials = pd.read_csv(work / "results/judgments" / MODEL / "trials.csv", keep_default_na=False)
-    return {"work": work, "images": images, "trials": trials, "config": config, "proc": proc,
-            "folder": work / "results/survey", "data": read_embedded_data(work / "results/survey/index.html")}
+    return {
+        "work": work,
+        "images": images,
+        "trials": trials,
+        "config": config,
+        "proc": proc,
+        "folder": work / "results/survey",
+        "data": read_embedded_data(work / "results/survey/index.html"),
+    }
 
 
 def decode(path: Path) -> np.ndarray:
@@ -125,6 +169,7 @@ def decode(path: Path) -> np.ndarray:
 
 
 # --- the exported folder -------------------------------------------------------
+
 
 def test_export_folder_content(fake):
     folder, data = fake["folder"], fake["data"]
@@ -137,8 +182,7 @@ def test_export_folder_content(fake):
     shown = {t["query"] for t in data["trials"]} | {o for t in data["trials"] for o in t["options"]}
     assert shown == stimuli
     # the targets are shared by the two sets: one file each, not one per set
-    refs = {(r.set_id, ref) for r in fake["trials"].itertuples()
-            for ref in [r.query, *r.options.split("|")]}
+    refs = {(r.set_id, ref) for r in fake["trials"].itertuples() for ref in [r.query, *r.options.split("|")]}
     assert len(stimuli) < len(refs)
     # the jsPsych build pinned by survey/package-lock.json
     lock = json.loads((ROOT / "survey/package-lock.json").read_text())
@@ -186,8 +230,10 @@ def test_lists_of_the_export(fake):
 
 def test_participant_lists_are_balanced_and_cover_every_trial():
     labels = np.arange(40) % 8
-    trials = pd.concat([build_trials(40, labels, np.arange(40) % 7 != 0, n_catch=5, seed=s, set_id=f"S{s}")
-                        for s in range(3)], ignore_index=True)
+    trials = pd.concat(
+        [build_trials(40, labels, np.arange(40) % 7 != 0, n_catch=5, seed=s, set_id=f"S{s}") for s in range(3)],
+        ignore_index=True,
+    )
     lists = make_lists(trials, 25, 4, seed=1)
     main = np.flatnonzero(trials["kind"] != "catch")
     n_lists = -(-len(main) // 21)
@@ -223,8 +269,10 @@ def test_list_assignment_hash():
 def test_page_embedding_is_inert():
     nasty = "</script><script>alert(1)</script><!--"
     data = {"title": nasty, "post_url": "", "consent": [nasty], "trials": []}
-    template = "<title>{{TITLE}}</title><meta content=\"connect-src {{CSP_CONNECT}}\">" \
-               "<script type=\"application/json\" id=\"survey-data\">{{DATA}}</script>"
+    template = (
+        '<title>{{TITLE}}</title><meta content="connect-src {{CSP_CONNECT}}">'
+        '<script type="application/json" id="survey-data">{{DATA}}</script>'
+    )
     page = render_page(template, data)
     assert page.count("</script>") == 1 and "<!--" not in page and "<script>" not in page
     assert page.startswith("<title>&lt;/script&gt;")
@@ -236,8 +284,13 @@ def test_page_embedding_is_inert():
 def test_post_url_is_checked():
     assert check_post_url("") == ""
     assert check_post_url("https://example.org:8443/iri/submit?study=1") == "https://example.org:8443"
-    for bad in ("javascript:alert(1)", "ftp://x.org/a", "https://", "https://x.org/a b",
-                "https://x.org/'; script-src *"):
+    for bad in (
+        "javascript:alert(1)",
+        "ftp://x.org/a",
+        "https://",
+        "https://x.org/a b",
+        "https://x.org/'; script-src *",
+    ):
         with pytest.raises(SurveyError):
             check_post_url(bad)
 
@@ -249,8 +302,16 @@ def test_no_participant_text_reaches_html():
     js = (ROOT / "survey/src/survey.js").read_text()
     code = re.sub(r"/\*.*?\*/", "", js, flags=re.S)
     code = "\n".join(line.split("//")[0] for line in code.splitlines())
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(",
-                 "setTimeout(\"", "srcdoc"):
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "Function(",
+        'setTimeout("',
+        "srcdoc",
+    ):
         assert sink not in code, sink
     # the participant's text: only compared, hashed, stored as data or shown with textContent
     tainted = ("state.participant", "urlParticipant", "urlList", "answer.participant", "code")
@@ -280,6 +341,7 @@ def test_export_refuses_bad_settings(tmp_path, fake):
 
 
 # --- taking the survey in a browser --------------------------------------------
+
 
 def _chromium_ready() -> str | None:
     """Why Chromium cannot be used, or None."""
@@ -340,7 +402,8 @@ class Participant:
                 return
             query, options = page.evaluate(
                 "() => [document.querySelector('.iri-query img').getAttribute('src'),"
-                " [...document.querySelectorAll('.iri-option img')].map(i => i.getAttribute('src'))]")
+                " [...document.querySelectorAll('.iri-option img')].map(i => i.getAttribute('src'))]"
+            )
             choice = policy(query, options)
             page.locator(".iri-option").nth(choice).click()
             self.screens.append((query, options, choice))
@@ -361,11 +424,13 @@ class Participant:
 def catch_aware(rng, fail_catch=False):
     """Catch screens (the query is one of the options): the identical option,
     or another one with fail_catch; other screens: a seeded random option."""
+
     def policy(query, options):
         if query in options:
             same = options.index(query)
             return (same + 1) % len(options) if fail_catch else same
         return int(rng.integers(len(options)))
+
     return policy
 
 
@@ -439,8 +504,7 @@ def clicks_table(taken, data) -> pd.DataFrame:
         order = raw.loc[raw["trial_id"].notna(), "trial_id"].tolist()
         for (query, options, clicked), trial_id in zip(got["screens"], order, strict=True):
             assert trial_id in screen_to_trial[(query, tuple(options))]
-            rows.append({"participant": code, "trial_id": trial_id, "set_id": set_of[trial_id],
-                         "clicked": clicked})
+            rows.append({"participant": code, "trial_id": trial_id, "set_id": set_of[trial_id], "clicked": clicked})
     return pd.DataFrame(rows)
 
 
@@ -454,8 +518,10 @@ def test_scores_of_the_downloaded_data_match_the_clicks(fake, taken):
     np.testing.assert_allclose(scores.loc[expected.index, "prop_correct"], expected.to_numpy())
     assert 0 < expected.mean() < 1  # random answers: neither all right nor all wrong
     n = clicks.merge(trials[["trial_id", "kind", "alternative"]]).query("kind != 'catch'")
-    assert scores.loc[expected.index, "n_trials"].tolist() == \
-        n.groupby(["set_id", "kind", "alternative"]).size().loc[expected.index].tolist()
+    assert (
+        scores.loc[expected.index, "n_trials"].tolist()
+        == n.groupby(["set_id", "kind", "alternative"]).size().loc[expected.index].tolist()
+    )
 
 
 def test_score_alignment_imports_real_responses(fake, taken, tmp_path):
@@ -466,8 +532,18 @@ def test_score_alignment_imports_real_responses(fake, taken, tmp_path):
     def run(files, check=True):
         real = tmp_path / "real.yaml"
         real.write_text(yaml.safe_dump({"judgments": {"observers": {"real": {"responses": [str(f) for f in files]}}}}))
-        return run_snakemake(str(alignment.relative_to(work)), "--allowed-rules", "score_alignment",
-                             "--cores", "1", "-d", str(work), *fake["config"], str(real), check=check)
+        return run_snakemake(
+            str(alignment.relative_to(work)),
+            "--allowed-rules",
+            "score_alignment",
+            "--cores",
+            "1",
+            "-d",
+            str(work),
+            *fake["config"],
+            str(real),
+            check=check,
+        )
 
     # a corrupt file (an answer out of range) stops the rule, naming file, row and column; nothing is written
     bad = tmp_path / "bad.csv"
@@ -498,8 +574,10 @@ def test_score_alignment_imports_real_responses(fake, taken, tmp_path):
     assert report["by_observer"]["real"]["n_participants"] == 2
     assert report["by_observer"]["real"]["excluded"] == ["B"]
     assert report["by_observer"]["simulated:gmsd"]["n_participants"] == 5
-    assert report["n_participants"] == 7 and report["n_excluded"] == 1 + report["by_observer"][
-        "simulated:gmsd"]["n_excluded"]
+    assert (
+        report["n_participants"] == 7
+        and report["n_excluded"] == 1 + report["by_observer"]["simulated:gmsd"]["n_excluded"]
+    )
     assert report["real_files"] == [str(taken["A"]["file"]), str(taken["B"]["file"])]
 
 
@@ -519,7 +597,7 @@ def test_participant_text_is_never_markup(fake, browser):
     """Markup in the URL or the code field is rejected, not rendered."""
     nasty = "<img src=x onerror=\"document.title='owned'\">"
     index = (fake["folder"] / "index.html").as_uri()
-    p = Participant(browser, index + "?participant=" + nasty.replace(" ", "%20").replace("\"", "%22"))
+    p = Participant(browser, index + "?participant=" + nasty.replace(" ", "%20").replace('"', "%22"))
     p.consent_and_instructions()
     p.page.wait_for_selector("#iri-participant")  # the URL's value was not accepted
     p.page.fill("#iri-participant", "<b>bold</b>")
@@ -531,6 +609,7 @@ def test_participant_text_is_never_markup(fake, browser):
 
 class _Collector(http.server.SimpleHTTPRequestHandler):
     """Serves the survey folder and records POSTs to /submit."""
+
     received: list[bytes] = []
 
     def do_POST(self):
@@ -551,15 +630,23 @@ def test_served_over_http_and_posted(fake, browser, tmp_path):
     by POST, in a file the importer takes."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
     port = server.server_address[1]
-    settings = {**SURVEY, "trials_per_participant": 4, "post_url": f"http://127.0.0.1:{port}/submit",
-                "image_px": 120, "title": "T", "consent": ["C"]}
+    settings = {
+        **SURVEY,
+        "trials_per_participant": 4,
+        "post_url": f"http://127.0.0.1:{port}/submit",
+        "image_px": 120,
+        "title": "T",
+        "consent": ["C"],
+    }
     images = fake["images"]
     folder = tmp_path / "hosted"
     export_survey(fake["trials"], images.__getitem__, folder, settings)
     assert f"connect-src http://127.0.0.1:{port};" in (folder / "index.html").read_text()
-    handler = type("Handler", (_Collector,), {"received": [],
-                                              "__init__": lambda self, *a, **k: _Collector.__init__(
-                                                  self, *a, directory=str(folder), **k)})
+    handler = type(
+        "Handler",
+        (_Collector,),
+        {"received": [], "__init__": lambda self, *a, **k: _Collector.__init__(self, *a, directory=str(folder), **k)},
+    )
     server.RequestHandlerClass = handler
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

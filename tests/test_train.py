@@ -8,15 +8,28 @@ from iriflow.archs import build_model
 from iriflow.augment import build_augmentation
 from iriflow.train import LARS, OBJECTIVES, Trainer, build_objective, fit_linear_probe, lr_factor
 
-AUGS = {"none": {"kind": "none"},
-        "standard": {"kind": "standard", "crop_pad": 2, "flip": False, "jitter": 0.1, "rotation": 2.0},
-        "simclr": {"kind": "simclr_views", "color": False, "crop_scale": [0.5, 1.0], "flip": False},
-        "adv": {"kind": "adversarial", "base": "standard",
-                "attack": {"norm": "l2", "eps": 1.0, "steps": 2, "step_size": 0.6}},
-        "simclr_adv": {"kind": "adversarial", "base": "simclr",
-                       "attack": {"norm": "l2", "eps": 1.0, "steps": 1, "step_size": 1.0}}}
-RECIPE = {"epochs": 3, "batch_size": 16, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9,
-          "weight_decay": 5e-4}, "schedule": {"name": "cosine", "warmup_epochs": 1}, "snapshot_every": 1}
+AUGS = {
+    "none": {"kind": "none"},
+    "standard": {"kind": "standard", "crop_pad": 2, "flip": False, "jitter": 0.1, "rotation": 2.0},
+    "simclr": {"kind": "simclr_views", "color": False, "crop_scale": [0.5, 1.0], "flip": False},
+    "adv": {
+        "kind": "adversarial",
+        "base": "standard",
+        "attack": {"norm": "l2", "eps": 1.0, "steps": 2, "step_size": 0.6},
+    },
+    "simclr_adv": {
+        "kind": "adversarial",
+        "base": "simclr",
+        "attack": {"norm": "l2", "eps": 1.0, "steps": 1, "step_size": 1.0},
+    },
+}
+RECIPE = {
+    "epochs": 3,
+    "batch_size": 16,
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+    "schedule": {"name": "cosine", "warmup_epochs": 1},
+    "snapshot_every": 1,
+}
 
 
 def toy_data(n=64, seed=0):
@@ -33,8 +46,16 @@ def make_trainer(tmp_path, objective=("ce", {}), aug="adv", seed=0, tag="a", rec
     torch.manual_seed(seed)
     model = build_model("resnet18", 2, 1, [0.3], [0.3], 0.0625)
     obj = build_objective({"kind": objective[0], **objective[1]}, model.head.in_features)
-    return Trainer(model, obj, build_augmentation(aug, AUGS), recipe, seed, torch.device("cpu"),
-                   checkpoint=tmp_path / tag / "last.pt", snapshot_dir=tmp_path / tag / "snaps")
+    return Trainer(
+        model,
+        obj,
+        build_augmentation(aug, AUGS),
+        recipe,
+        seed,
+        torch.device("cpu"),
+        checkpoint=tmp_path / tag / "last.pt",
+        snapshot_dir=tmp_path / tag / "snaps",
+    )
 
 
 def weights(trainer):
@@ -45,8 +66,10 @@ def test_registry_has_every_objective():
     assert set(OBJECTIVES) == {"ce", "simclr", "trades", "mart"}
 
 
-@pytest.mark.parametrize("objective, aug", [(("ce", {}), "adv"), (("simclr", {"proj_dim": 8}), "simclr_adv"),
-                                            (("trades", {"beta": 6.0}), "adv")])
+@pytest.mark.parametrize(
+    "objective, aug",
+    [(("ce", {}), "adv"), (("simclr", {"proj_dim": 8}), "simclr_adv"), (("trades", {"beta": 6.0}), "adv")],
+)
 def test_kill_and_resume_equals_uninterrupted(tmp_path, objective, aug):
     x, y = toy_data()
     full = make_trainer(tmp_path, objective, aug, tag="full")
@@ -61,7 +84,10 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, objective, aug):
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from an uninterrupted run"
     assert [r["loss"] for r in full.history] == [r["loss"] for r in resumed.history]
     assert sorted(p.name for p in (tmp_path / "full" / "snaps").iterdir()) == [
-        "epoch0001.pt", "epoch0002.pt", "epoch0003.pt"]
+        "epoch0001.pt",
+        "epoch0002.pt",
+        "epoch0003.pt",
+    ]
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
@@ -117,7 +143,7 @@ def test_lr_schedule_values():
 
 def test_lars_scales_by_trust_ratio():
     w = nn.Parameter(torch.tensor([3.0, 4.0]))  # |w| = 5
-    w.grad = torch.tensor([0.0, 2.0])            # |g| = 2
+    w.grad = torch.tensor([0.0, 2.0])  # |g| = 2
     opt = LARS([{"params": [w], "lars": True, "weight_decay": 0.0}], lr=1.0, momentum=0.0, eta=0.1)
     opt.step()
     # step = lr * eta * |w|/|g| * g = 0.25 * g

@@ -1,11 +1,12 @@
 """The workflow as a user drives it: dry-run plans, lint, and a real run of
 the data stage on mnist5k (twice, to check the bytes are identical)."""
+
 import re
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_snakemake
 
+from conftest import ROOT, SCHEMA, run_snakemake
 from iriflow.datasets import load_prepared
 from iriflow.io import load_npz, read_json
 
@@ -46,9 +47,19 @@ def test_dry_run_default_config(tmp_path):
     # analysis: the first SimCLR snapshot of each of the 4 SimCLR models (epoch 2 of 4; the last
     # snapshot is the final network, whose IRIs the IRI stage made), one job per table and figure
     assert counts["checkpoint_iris"] == 4 and counts["checkpoint_judgments"] == 1
-    for rule in ("proxy_scores", "model_scores", "statistics", "alignment_table", "proxy_table",
-                 "figure_iri_grids", "figure_alignment", "figure_adversarial", "figure_checkpoints",
-                 "figure_accuracy", "figure_proxies"):
+    for rule in (
+        "proxy_scores",
+        "model_scores",
+        "statistics",
+        "alignment_table",
+        "proxy_table",
+        "figure_iri_grids",
+        "figure_alignment",
+        "figure_adversarial",
+        "figure_checkpoints",
+        "figure_accuracy",
+        "figure_proxies",
+    ):
         assert counts[rule] == 1, rule
     # human similarity judgments: the data, the ceiling and triplets, 8 models x 1 layer, one pixel
     # baseline per dataset, the table and the figure
@@ -60,8 +71,15 @@ def test_dry_run_default_config(tmp_path):
 
 def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     # planned as on a cluster: under the SLURM profile (the plugin turns gpu=1 into --gpus=1)
-    proc = run_snakemake("-n", "-d", str(tmp_path), "--profile", str(ROOT / "profiles/slurm"),
-                         "--configfile", str(ROOT / "config/paper.yaml"))
+    proc = run_snakemake(
+        "-n",
+        "-d",
+        str(tmp_path),
+        "--profile",
+        str(ROOT / "profiles/slurm"),
+        "--configfile",
+        str(ROOT / "config/paper.yaml"),
+    )
     assert "Using profiles" in proc.stdout + proc.stderr and "profiles/slurm" in proc.stdout + proc.stderr
     counts = job_counts(proc.stdout)
     assert counts["prepare_dataset"] == 2 and counts["select_targets"] == 2
@@ -92,15 +110,17 @@ def test_schema_is_read_as_the_reference_yaml_loader_reads_it():
     # what PyYAML's pure-Python safe loader yields: same keys, order and value types.
     import yaml
 
-    from iriflow.config import SCHEMA_PATH, load_schema
-    assert repr(load_schema()) == repr(yaml.safe_load(SCHEMA_PATH.read_text()))
+    from iriflow.config import load_schema
+
+    assert repr(load_schema(SCHEMA)) == repr(yaml.safe_load(SCHEMA.read_text()))
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
     override = tmp_path / "override.yaml"
     override.write_text("targets:\n  n: -3\n")
-    proc = run_snakemake("-n", "-d", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
-                         str(override), check=False)
+    proc = run_snakemake(
+        "-n", "-d", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"), str(override), check=False
+    )
     assert proc.returncode != 0
     assert "targets.n: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
@@ -116,8 +136,12 @@ def two_data_runs(tmp_path_factory):
     return runs
 
 
-DATA_FILES = ["results/data/mnist5k/dataset.npz", "results/data/mnist5k/meta.json",
-              "results/targets/mnist5k/targets.npz", "results/targets/mnist5k/targets.png"]
+DATA_FILES = [
+    "results/data/mnist5k/dataset.npz",
+    "results/data/mnist5k/meta.json",
+    "results/targets/mnist5k/targets.npz",
+    "results/targets/mnist5k/targets.png",
+]
 
 
 def test_data_stage_is_byte_identical_across_runs(two_data_runs):

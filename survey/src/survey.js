@@ -2,7 +2,7 @@
  * IRI judgment survey (jsPsych 8). The workflow rule export_survey copies this
  * file next to index.html, which embeds the survey data as JSON
  * (<script type="application/json" id="survey-data">; format in
- * scripts/iriflow/survey.py).
+ * src/iriflow/survey.py).
  *
  * Flow: consent -> instructions -> participant code -> preload -> judgments
  * (query image on top, the options as image buttons; catch trials mixed in)

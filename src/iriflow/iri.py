@@ -1,0 +1,393 @@
+"""Identically represented inputs (IRIs): seeds, IRI losses and generation.
+
+For a model, a layer and target images x_t, an IRI is an input x, started
+from a seed x0, whose representation r(x) matches r(x_t):
+L_rep = ||r(x) - r(x_t)||_2 / ||r(x_t)||_2. The losses add regularisers or an
+adversarial term on a perceptual distance D. Generation runs the project's
+one input-space optimiser (iriflow.optim) on all targets of a job as one
+batch, keeps each image's best iterate, and flags IRIs whose L_rep stayed
+above the threshold: those are not IRIs and are reported, not scored."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .augment import affine_resample, gaussian_blur
+from .datasets import load_prepared
+from .io import atomic_path, torch_save
+from .losses import relative_distance
+from .metrics import get_metric
+from .optim import optimize
+from .registry import Registry
+from .represent import Representation, representation
+from .targets import load_targets
+from .viz import image_grid, save_png
+
+SEEDS = Registry("seed type")
+IRI_LOSSES = Registry("IRI loss")
+
+
+# --- seeds ---------------------------------------------------------------------
+
+
+@dataclass
+class SeedContext:
+    targets: Tensor  # [N,C,H,W] in [0,1]
+    labels: Tensor  # [N]
+    pool: Tensor  # test images to draw other-image seeds from (targets excluded)
+    pool_labels: Tensor
+    gen: torch.Generator
+
+
+@SEEDS.register("super-noise")
+def super_noise(ctx: SeedContext) -> Tensor:
+    """N(0,1) clamped to [0,1]."""
+    return torch.randn(ctx.targets.shape, generator=ctx.gen).clamp(0, 1)
+
+
+@SEEDS.register("light-noise")
+def light_noise(ctx: SeedContext) -> Tensor:
+    """0.01 * N(0,1) clamped to [0,1] (nearly black)."""
+    return (0.01 * torch.randn(ctx.targets.shape, generator=ctx.gen)).clamp(0, 1)
+
+
+@SEEDS.register("grey-noise")
+def grey_noise(ctx: SeedContext) -> Tensor:
+    """0.5 + 0.05 * N(0,1) (Engstrom et al. 2019)."""
+    return (0.5 + 0.05 * torch.randn(ctx.targets.shape, generator=ctx.gen)).clamp(0, 1)
+
+
+@SEEDS.register("other-image")
+def other_image(ctx: SeedContext) -> Tensor:
+    """A test image of another class than the target's, drawn per target."""
+    n, m = len(ctx.labels), len(ctx.pool_labels)
+    other = ctx.pool_labels[None, :] != ctx.labels[:, None]  # [N, M]
+    if not other.any(1).all():
+        raise ValueError("other-image seeds need test images of a class other than each target's")
+    scores = torch.rand(n, m, generator=ctx.gen).masked_fill(~other, -1.0)
+    return ctx.pool[scores.argmax(1)].clone()
+
+
+@SEEDS.register("white")
+def white(ctx: SeedContext) -> Tensor:
+    return torch.ones_like(ctx.targets)
+
+
+@SEEDS.register("black")
+def black(ctx: SeedContext) -> Tensor:
+    return torch.zeros_like(ctx.targets)
+
+
+def seed_generator(seed: int, seed_type: str) -> torch.Generator:
+    """Seeds depend only on (iris.seed, seed type): every model starts from the same seeds."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(seed_type.encode()))
+
+
+def make_seeds(kind: str, ctx: SeedContext) -> Tensor:
+    return SEEDS[kind](ctx).to(ctx.targets.dtype)
+
+
+# --- losses --------------------------------------------------------------------
+
+
+def total_variation(x: Tensor, beta: float = 2.0) -> Tensor:
+    """Per-example sum over pixels of (dx^2 + dy^2)^(beta/2) (Mahendran & Vedaldi)."""
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    return (dx.pow(2) + dy.pow(2) + 1e-12).pow(beta / 2).flatten(1).sum(1)
+
+
+def alpha_norm(x: Tensor, alpha: float = 6.0) -> Tensor:
+    """Per-example ||x||_alpha over all pixels."""
+    return x.abs().pow(alpha).flatten(1).sum(1).pow(1.0 / alpha)
+
+
+@dataclass
+class LossContext:
+    rep: Representation  # x -> r(x), gradients through a straight-through final ReLU
+    target_rep: Tensor  # r(x_t), detached
+    targets: Tensor  # x_t
+    seeds: Tensor  # x0
+    metric: str  # name of D (iriflow.metrics)
+    gen: torch.Generator  # for random transformations
+
+    def l_rep(self, x: Tensor) -> Tensor:
+        return relative_distance(self.rep(x), self.target_rep)
+
+
+LossFn = Callable[[Tensor], Tensor]
+
+
+@IRI_LOSSES.register("regfree")
+def regfree(ctx: LossContext) -> LossFn:
+    return ctx.l_rep
+
+
+@IRI_LOSSES.register("regfree-transforms")
+def regfree_transforms(
+    ctx: LossContext, jitter: int = 8, scale=(0.9, 1.1), rotation: float = 10.0, jitter2: int = 4
+) -> LossFn:
+    """L_rep of a randomly jittered, scaled, rotated and jittered-again x,
+    freshly drawn at every step (transformation robustness, as in Lucid)."""
+
+    def loss(x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        g = ctx.gen
+        shift = torch.randint(-jitter - jitter2, jitter + jitter2 + 1, (n, 2), generator=g).to(x)
+        s = scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=g).to(x)
+        a = math.radians(rotation) * (2 * torch.rand(n, generator=g).to(x) - 1)
+        theta = torch.stack(
+            [
+                torch.stack([a.cos() / s, -a.sin() / s, 2 * shift[:, 0] / w], 1),
+                torch.stack([a.sin() / s, a.cos() / s, 2 * shift[:, 1] / h], 1),
+            ],
+            1,
+        )
+        return ctx.l_rep(affine_resample(x, theta))
+
+    return loss
+
+
+@IRI_LOSSES.register("tv-l6")
+def tv_l6(
+    ctx: LossContext,
+    rep_weight: float = 10.0,
+    tv_weight: float = 5e-4,
+    tv_beta: float = 2.0,
+    norm_weight: float = 1.0,
+    norm_alpha: float = 6.0,
+) -> LossFn:
+    """Mahendran & Vedaldi: w_rep * L_rep + w_tv * TV_beta(x) + w_norm * ||x||_alpha."""
+    return lambda x: (
+        rep_weight * ctx.l_rep(x) + tv_weight * total_variation(x, tv_beta) + norm_weight * alpha_norm(x, norm_alpha)
+    )
+
+
+@IRI_LOSSES.register("freq")
+def freq(
+    ctx: LossContext,
+    rep_weight: float = 10.0,
+    tv_weight: float = 5e-4,
+    blur_weight: float = 5e-4,
+    l1_weight: float = 5e-5,
+) -> LossFn:
+    """w_rep * L_rep + w_tv * TV + w_blur * ||x - blur(x)||^2 + w_l1 * sum|x - 0.5|:
+    penalises high spatial frequencies and saturated pixels."""
+
+    def loss(x: Tensor) -> Tensor:
+        n = x.shape[0]
+        sharp = (x - gaussian_blur(x, torch.ones(n), torch.ones(n, dtype=torch.bool))).pow(2).flatten(1).sum(1)
+        return (
+            rep_weight * ctx.l_rep(x)
+            + tv_weight * total_variation(x)
+            + blur_weight * sharp
+            + l1_weight * (x - 0.5).abs().flatten(1).sum(1)
+        )
+
+    return loss
+
+
+def _lambda(lam: float | str, l_rep: Tensor, dist: Tensor) -> float:
+    """A fixed weight, or 'auto': mean(L_rep)/mean(D) on the first batch."""
+    if lam != "auto":
+        return float(lam)
+    return float(l_rep.mean() / dist.mean().clamp_min(1e-8))
+
+
+@IRI_LOSSES.register("adversarial")
+def adversarial(ctx: LossContext, lam: float | str = 10.0, metric: str | None = None) -> LossFn:
+    """L_rep - lambda * D(x, x_t): match the representation while looking unlike the target."""
+    d = get_metric(metric or ctx.metric)
+    with torch.no_grad():
+        weight = _lambda(lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
+    return lambda x: ctx.l_rep(x) - weight * d(x, ctx.targets)
+
+
+@IRI_LOSSES.register("adversarial-seed")
+def adversarial_seed(ctx: LossContext, lam: float | str = 10.0, metric: str | None = None) -> LossFn:
+    """L_rep + lambda * D(x, x0): match the representation while staying like the seed."""
+    d = get_metric(metric or ctx.metric)
+    with torch.no_grad():
+        weight = _lambda(lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
+    return lambda x: ctx.l_rep(x) + weight * d(x, ctx.seeds)
+
+
+def build_loss(spec: Mapping[str, Any], ctx: LossContext) -> LossFn:
+    params = {k: v for k, v in spec.items() if k != "kind"}
+    return IRI_LOSSES[spec["kind"]](ctx, **params)
+
+
+# --- generation ------------------------------------------------------------------
+
+
+@dataclass
+class IRIResult:
+    iris: Tensor  # [N,C,H,W]
+    rel_dist: Tensor  # final L_rep per IRI
+    loss: Tensor  # final value of the job's loss per IRI
+    converged: Tensor  # rel_dist < threshold
+    history: list[tuple[int, float]]
+
+
+def step_schedule(step_size: float, steps: int, schedule: str) -> float | Callable[[int], float]:
+    """A constant step, or a cosine decay to zero (which lets the normalised
+    steps settle instead of orbiting the optimum at a distance ~ step size)."""
+    if schedule == "constant":
+        return step_size
+    return lambda t: step_size * 0.5 * (1 + math.cos(math.pi * t / max(1, steps)))
+
+
+def generate(
+    rep: Representation,
+    targets: Tensor,
+    seeds: Tensor,
+    loss_spec: Mapping[str, Any],
+    *,
+    steps: int,
+    step_size: float,
+    optimizer: str = "normalized",
+    schedule: str = "constant",
+    keep_best: bool = True,
+    threshold: float = 0.1,
+    metric: str = "ssim",
+    seed: int = 0,
+    log_every: int = 100,
+    on_log: Callable[[int, float], None] | None = None,
+) -> IRIResult:
+    """Optimise all seeds of a job as one batch towards their targets' representations."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        target_rep = rep(targets).detach()
+    ctx = LossContext(rep, target_rep, targets, seeds, metric, gen)
+    loss_fn = build_loss(loss_spec, ctx)
+    rule = {"normalized": "l2", "adam": "adam"}[optimizer]
+    result = optimize(
+        loss_fn,
+        seeds,
+        rule=rule,
+        steps=steps,
+        step_size=step_schedule(step_size, steps, schedule),
+        keep_best=keep_best,
+        log_every=log_every,
+        on_log=on_log,
+    )
+    with torch.no_grad():
+        rel = ctx.l_rep(result.x)
+    return IRIResult(result.x, rel, result.loss, rel < threshold, result.history)
+
+
+def pool_without(x: Tensor, y: Tensor, exclude: Tensor) -> tuple[Tensor, Tensor]:
+    keep = torch.ones(len(x), dtype=torch.bool)
+    keep[exclude] = False
+    return x[keep], y[keep]
+
+
+# --- one job of the workflow (rules generate_iris and checkpoint_iris) ---------
+
+
+@dataclass
+class JobInputs:
+    targets: Tensor  # [N,C,H,W] in [0,1]
+    labels: Tensor  # [N]
+    index: np.ndarray  # the targets' indices in the test split
+    seeds: Tensor  # [N,C,H,W]
+
+
+def job_inputs(data_path, targets_path, seed_type: str, seed: int) -> JobInputs:
+    """The targets and the seeds of one seed type; the seeds depend only on
+    (seed, seed type), so every model of a dataset starts from the same ones.
+    Other-image seeds are drawn from the test split without the targets."""
+    targets, labels, index = load_targets(targets_path)
+    test_x, test_y = load_prepared(data_path).tensors("test")
+    pool_x, pool_y = pool_without(test_x, test_y, torch.from_numpy(index))
+    seeds = make_seeds(seed_type, SeedContext(targets, labels, pool_x, pool_y, seed_generator(seed, seed_type)))
+    return JobInputs(targets, labels, index, seeds)
+
+
+def run_job(
+    model: torch.nn.Module,
+    layer: str,
+    inputs: JobInputs,
+    s: Mapping[str, Any],
+    device,
+    on_log: Callable[[int, float], None] | None = None,
+) -> IRIResult:
+    """IRIs of ``model`` at ``layer`` with the IRI settings ``s``
+    (iriflow.config.iri_settings) on ``device``; results on the CPU."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    result = generate(
+        representation(model, layer, fake_relu=True),
+        inputs.targets.to(device),
+        inputs.seeds.to(device),
+        s["loss_spec"],
+        steps=s["steps"],
+        step_size=s["step_size"],
+        optimizer=s["optimizer"],
+        schedule=s["step_schedule"],
+        keep_best=s["keep_best"],
+        threshold=s["threshold"],
+        metric=s["metric"],
+        seed=s["seed"],
+        log_every=s["log_every"],
+        on_log=on_log,
+    )
+    return IRIResult(
+        result.iris.cpu(), result.rel_dist.cpu(), result.loss.cpu(), result.converged.cpu(), result.history
+    )
+
+
+def save_job(
+    inputs: JobInputs, result: IRIResult, s: Mapping[str, Any], *, iris, table, grid, curve=None, **extra: Any
+) -> None:
+    """A job's outputs: ``iris`` (torch: images, seeds, targets, results and
+    ``extra``), ``table`` (CSV per IRI), ``grid`` (PNG rows seed | IRI |
+    target) and, if given, ``curve`` (CSV of the mean loss per logged step)."""
+    torch_save(
+        iris,
+        {
+            "iris": result.iris,
+            "seeds": inputs.seeds,
+            "targets": inputs.targets,
+            "target_index": inputs.index,
+            "target_label": inputs.labels,
+            "rel_dist": result.rel_dist,
+            "loss": result.loss,
+            "converged": result.converged,
+            "metric": s["metric"],
+            "loss_spec": s["loss_spec"],
+            **extra,
+        },
+    )
+    with atomic_path(table) as tmp:
+        pd.DataFrame(
+            {
+                "target": np.arange(len(result.rel_dist)),
+                "target_index": inputs.index,
+                "label": inputs.labels.numpy(),
+                "rel_dist": result.rel_dist.numpy(),
+                "loss": result.loss.numpy(),
+                "converged": result.converged.numpy(),
+            }
+        ).to_csv(tmp, index=False, float_format="%.6g")
+    if curve is not None:
+        with atomic_path(curve) as tmp:
+            pd.DataFrame(result.history, columns=["step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
+    save_png(
+        grid,
+        image_grid(
+            torch.cat([inputs.seeds, result.iris, inputs.targets]),
+            ncol=len(result.iris),
+            scale=2,
+            row_labels=["seed", "IRI", "target"],
+        ),
+    )

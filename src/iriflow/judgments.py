@@ -1,0 +1,634 @@
+"""Judgments of IRIs: trials, simulated observers, scoring and observer
+validation.
+
+Trials table (``build_trials``; columns ``TRIAL_COLUMNS``, one row per
+answer a participant gives):
+
+- ``set_id`` (str): the IRI set (model, layer, IRI loss, seed type).
+- ``trial_id`` (str): unique id, ``<set_id>/2afc-<alternative>/<i>``,
+  ``<set_id>/matching/<group>/<i>`` or ``<set_id>/catch/<n>``.
+- ``kind`` (str): ``"2afc"``, ``"matching"`` or ``"catch"``.
+- ``alternative`` (str): for 2afc the non-target option, ``"seed"`` (the
+  IRI's own seed) or ``"other-target"`` (a target of another class); ``""``
+  for matching and catch trials.
+- ``target`` (int64): index i of the target (and of its IRI) in the set.
+- ``target_label`` (int64): the class of target i.
+- ``group`` (int64): the matching trial (one screen showing k targets and
+  their k IRIs) the row belongs to; -1 for other kinds.
+- ``query`` (str): the image judged: ``"iri:<i>"``; ``"target:<i>"`` for
+  catch trials (the answer is then obvious).
+- ``options`` (str): the images to choose from, ``'|'``-separated in display
+  order, e.g. ``"seed:3|target:3"``. All rows of a matching group share the
+  same options (the group's k targets); each row asks for one IRI's target.
+- ``n_options`` (int64): the number of options.
+- ``correct`` (int64): index into ``options`` of the target (correct answer).
+
+Image references are ``"iri:<i>"``, ``"target:<i>"``, ``"seed:<i>"``: index i
+into the set's ``iris``, ``targets`` and ``seeds`` tensors. Non-converged IRIs
+get no trials; the table's ``attrs["not_converged"]`` lists them (and
+``attrs["n_not_converged"]`` counts them) for the caller to report.
+
+Responses follow iriflow.responses.RESPONSE_COLUMNS, for simulated and real
+observers alike.
+
+Simulated observer (Thurstonian): option k evokes an internal distance
+D(q, o_k) + e_k, e_k ~ N(0, sigma^2 / 2) independent, and the observer picks
+the smallest; with probability ``lapse`` it instead guesses uniformly. For
+K = 2 this is exactly P(A) = lapse/2 + (1-lapse) Phi((D(q,B) - D(q,A)) / sigma).
+A metric's units are arbitrary, so sigma is calibrated (``calibrate_sigma``)
+from one point of a psychometric function: P(target) = p_correct on
+target-in-pixel-noise trials at a given SNR. ``validate_metric`` gives a
+metric's curves on constructed trials with known answers; a metric whose
+curves go the wrong way (it prefers the wrong image) must not be an
+observer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.optimize import brentq
+from scipy.special import ndtr
+from torch import Tensor
+
+from .metrics import get_metric
+from .responses import as_responses
+
+TRIAL_COLUMNS = (
+    "set_id",
+    "trial_id",
+    "kind",
+    "alternative",
+    "target",
+    "target_label",
+    "group",
+    "query",
+    "options",
+    "n_options",
+    "correct",
+)
+TRIAL_DTYPES = {
+    "set_id": "str",
+    "trial_id": "str",
+    "kind": "str",
+    "alternative": "str",
+    "target": "int64",
+    "target_label": "int64",
+    "group": "int64",
+    "query": "str",
+    "options": "str",
+    "n_options": "int64",
+    "correct": "int64",
+}
+KINDS = ("2afc", "matching", "catch")
+ALTERNATIVES = ("seed", "other-target")
+SCORE_COLUMNS = (
+    "set_id",
+    "kind",
+    "alternative",
+    "observer",
+    "n_participants",
+    "n_targets",
+    "n_trials",
+    "prop_correct",
+    "ci_lo",
+    "ci_hi",
+)
+METRIC_BATCH = 256
+# Gauss-Hermite nodes/weights for E[f(Z)], Z ~ N(0,1); the integrand's scale in Z is 1.
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(64)
+_GH_W = _GH_W / _GH_W.sum()
+
+
+# --- trials --------------------------------------------------------------------
+
+
+def _other_class(rng: np.random.Generator, labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """For each i in ``idx``, a uniformly drawn target j with another label."""
+    other = labels[None, :] != labels[idx][:, None]
+    if not other.any(1).all():
+        raise ValueError("other-target options need targets of at least two classes")
+    return np.where(other, rng.random(other.shape), -1.0).argmax(1)
+
+
+def _two_option_rows(
+    rng: np.random.Generator,
+    set_id: str,
+    kind: str,
+    alternative: str,
+    targets: np.ndarray,
+    queries: list[str],
+    others: list[str],
+    ids: list[str],
+    labels: np.ndarray,
+) -> pd.DataFrame:
+    """Rows of two-option trials with the target's side balanced and shuffled."""
+    correct = rng.permutation(np.arange(len(targets)) % 2)
+    tgt = [f"target:{i}" for i in targets]
+    options = [f"{t}|{o}" if c == 0 else f"{o}|{t}" for t, o, c in zip(tgt, others, correct)]
+    return pd.DataFrame(
+        {
+            "set_id": set_id,
+            "trial_id": ids,
+            "kind": kind,
+            "alternative": alternative,
+            "target": targets,
+            "target_label": labels[targets],
+            "group": -1,
+            "query": queries,
+            "options": options,
+            "n_options": 2,
+            "correct": correct,
+        }
+    )
+
+
+def _matching_groups(rng: np.random.Generator, labels: np.ndarray, pool: np.ndarray, k: int) -> list[np.ndarray]:
+    """Disjoint groups of k members of ``pool`` with k different labels; as
+    many as possible (greedy on the classes with most members left)."""
+    stacks = {c: list(rng.permutation(pool[labels[pool] == c])) for c in np.unique(labels[pool])}
+    groups = []
+    while sum(1 for s in stacks.values() if s) >= k:
+        classes = [c for c in stacks if stacks[c]]
+        order = np.lexsort((rng.random(len(classes)), [-len(stacks[c]) for c in classes]))
+        groups.append(np.array([stacks[classes[j]].pop() for j in order[:k]]))
+    return groups
+
+
+def build_trials(
+    n_targets: int,
+    labels: Sequence[int] | np.ndarray,
+    converged: Sequence[bool] | np.ndarray,
+    *,
+    alternatives: Sequence[str] = ALTERNATIVES,
+    matching_k: int = 4,
+    n_catch: int = 4,
+    seed: int = 0,
+    set_id: str = "set",
+) -> pd.DataFrame:
+    """The trials table of one IRI set (schema in the module docstring).
+
+    2afc: one trial per converged IRI and alternative kind. matching: disjoint
+    groups of ``matching_k`` converged IRIs of different classes (0 or 1
+    disables). catch: ``n_catch`` trials whose query is a target itself."""
+    labels = np.asarray(labels, dtype=np.int64)
+    converged = np.asarray(converged, dtype=bool)
+    if labels.shape != (n_targets,) or converged.shape != (n_targets,):
+        raise ValueError(f"labels {labels.shape} and converged {converged.shape} must both have shape ({n_targets},)")
+    unknown = sorted(set(alternatives) - set(ALTERNATIVES))
+    if unknown:
+        raise ValueError(f"unknown 2AFC alternatives {unknown}; known: {list(ALTERNATIVES)}")
+    rng = np.random.default_rng(seed)
+    ok = np.flatnonzero(converged)
+    parts = []
+    for alt in alternatives:
+        others = [f"seed:{i}" for i in ok] if alt == "seed" else [f"target:{j}" for j in _other_class(rng, labels, ok)]
+        parts.append(
+            _two_option_rows(
+                rng,
+                set_id,
+                "2afc",
+                alt,
+                ok,
+                [f"iri:{i}" for i in ok],
+                others,
+                [f"{set_id}/2afc-{alt}/{i}" for i in ok],
+                labels,
+            )
+        )
+    if matching_k >= 2:
+        for g, members in enumerate(_matching_groups(rng, labels, ok, matching_k)):
+            shown = rng.permutation(members)  # display order of the group's targets
+            asked = rng.permutation(members)  # order in which its IRIs are asked
+            position = {t: p for p, t in enumerate(shown)}
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "set_id": set_id,
+                        "trial_id": [f"{set_id}/matching/{g}/{i}" for i in asked],
+                        "kind": "matching",
+                        "alternative": "",
+                        "target": asked,
+                        "target_label": labels[asked],
+                        "group": g,
+                        "query": [f"iri:{i}" for i in asked],
+                        "options": "|".join(f"target:{t}" for t in shown),
+                        "n_options": matching_k,
+                        "correct": [position[i] for i in asked],
+                    }
+                )
+            )
+    if n_catch > 0:
+        idx = np.sort(rng.choice(n_targets, n_catch, replace=n_catch > n_targets))
+        others = [f"target:{j}" for j in _other_class(rng, labels, idx)]
+        parts.append(
+            _two_option_rows(
+                rng,
+                set_id,
+                "catch",
+                "",
+                idx,
+                [f"target:{i}" for i in idx],
+                others,
+                [f"{set_id}/catch/{c}" for c in range(n_catch)],
+                labels,
+            )
+        )
+    trials = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in TRIAL_COLUMNS})
+    trials = trials.loc[:, list(TRIAL_COLUMNS)].astype(TRIAL_DTYPES)
+    trials.attrs["not_converged"] = np.flatnonzero(~converged).tolist()
+    trials.attrs["n_not_converged"] = int((~converged).sum())
+    return trials
+
+
+def split_options(trials: pd.DataFrame) -> list[list[str]]:
+    """Each trial's option references, in display order."""
+    return trials["options"].str.split("|").tolist()
+
+
+# --- simulated observers -------------------------------------------------------
+
+
+def _thurstone(d: np.ndarray, sigma: float) -> np.ndarray:
+    """P(option k has the smallest of D_k + e_k), e_k ~ N(0, sigma^2/2) iid:
+    E_Z[prod_{j != k} Phi((d_j - d_k)/s - Z)], s = sigma/sqrt(2), by quadrature."""
+    t, k = d.shape
+    s = sigma / np.sqrt(2.0)
+    out = np.empty_like(d)
+    off = ~np.eye(k, dtype=bool)
+    step = max(1, 2**22 // (k * k * len(_GH_X)))
+    for a in range(0, t, step):
+        z = (d[a : a + step, None, :] - d[a : a + step, :, None]) / s  # [t, k, j] = (d_j - d_k)/s
+        cdf = np.where(off[None, :, :, None], ndtr(z[..., None] - _GH_X), 1.0)
+        out[a : a + step] = cdf.prod(2) @ _GH_W
+    return out / out.sum(1, keepdims=True)
+
+
+def observer_choice_probs(d_options: np.ndarray, sigma: float, lapse: float) -> np.ndarray:
+    """Choice probabilities [T, K] from distances D(query, option_k) [T, K].
+
+    K = 2: P(A) = lapse/2 + (1 - lapse) Phi((D_B - D_A)/sigma). K > 2: the
+    Thurstonian rule of the module docstring, lapse spread over the K options.
+    Rows with fewer options are NaN-padded at the end; padded options get 0."""
+    d = np.asarray(d_options, dtype=np.float64)
+    if d.ndim != 2:
+        raise ValueError(f"d_options must be [T, K], got shape {d.shape}")
+    if not sigma > 0 or not 0 <= lapse <= 1:
+        raise ValueError(f"need sigma > 0 and 0 <= lapse <= 1, got sigma={sigma}, lapse={lapse}")
+    valid = ~np.isnan(d)
+    n = valid.sum(1)
+    if (valid != (np.arange(d.shape[1]) < n[:, None])).any():
+        raise ValueError("NaN padding must come after a row's options")
+    p = np.zeros_like(d)
+    for k in np.unique(n):
+        rows = n == k
+        dk = d[rows, :k]
+        if k == 1:
+            core = np.ones_like(dk)
+        elif k == 2:
+            a = ndtr((dk[:, 1] - dk[:, 0]) / sigma)
+            core = np.stack([a, 1.0 - a], 1)
+        else:
+            core = _thurstone(dk, sigma)
+        p[rows, :k] = lapse / k + (1.0 - lapse) * core
+    return p
+
+
+def _metric_batched(metric: str, x: Tensor, y: Tensor, batch: int = METRIC_BATCH) -> np.ndarray:
+    fn = get_metric(metric)
+    with torch.no_grad():
+        return (
+            torch.cat([fn(x[a : a + batch], y[a : a + batch]).flatten() for a in range(0, len(x), batch)])
+            .double()
+            .cpu()
+            .numpy()
+        )
+
+
+def _gather(refs: Sequence[str], images: Mapping[str, Tensor]) -> Tensor:
+    """Stack the images named by references like "iri:3"."""
+    names = list(images)
+    offsets = dict(zip(names, np.cumsum([0] + [len(images[k]) for k in names])[:-1]))
+    kind, _, idx = np.char.partition(np.asarray(refs, dtype=str), ":").T
+    unknown = sorted(set(kind) - set(names))
+    if unknown:
+        raise KeyError(f"image references of kinds {unknown} but images has only {names}")
+    index = np.array([offsets[k] for k in kind], dtype=np.int64) + idx.astype(np.int64)
+    bank = torch.cat([images[k] for k in names])
+    return bank[torch.from_numpy(index)]
+
+
+def distances_for_trials(trials: pd.DataFrame, images: Mapping[str, Tensor], metric: str) -> np.ndarray:
+    """D(query, option_k) [T, K_max] (NaN beyond a row's options), one batched
+    metric call per option position. ``images`` maps "iri", "target", "seed"
+    to [N,C,H,W] tensors."""
+    opts = split_options(trials)
+    n = np.array([len(o) for o in opts])
+    d = np.full((len(trials), n.max(initial=0)), np.nan)
+    queries = trials["query"].to_numpy()
+    for k in range(d.shape[1]):
+        rows = np.flatnonzero(n > k)
+        d[rows, k] = _metric_batched(
+            metric, _gather(queries[rows], images), _gather([opts[r][k] for r in rows], images)
+        )
+    return d
+
+
+def simulate_population(
+    trials: pd.DataFrame,
+    d: np.ndarray,
+    *,
+    n_participants: int,
+    sigma: float,
+    sigma_spread: float,
+    lapse: float,
+    seed: int,
+    observer: str = "simulated",
+) -> pd.DataFrame:
+    """Responses of ``n_participants`` simulated observers to every trial.
+    Participant p has noise sigma * exp(sigma_spread * N(0,1)) and samples
+    each answer from ``observer_choice_probs``. Participant ids are
+    ``<observer>/p<NNN>``; rt_ms is NaN."""
+    rng = np.random.default_rng(seed)
+    sigmas = sigma * np.exp(sigma_spread * rng.standard_normal(n_participants))
+    u = rng.random((n_participants, len(trials)))
+    resp = np.stack(
+        [(u[p, :, None] > np.cumsum(observer_choice_probs(d, s, lapse), 1)).sum(1) for p, s in enumerate(sigmas)]
+    )
+    resp = np.minimum(resp, trials["n_options"].to_numpy() - 1)  # rounding at the top of the cdf
+    t = len(trials)
+    return as_responses(
+        pd.DataFrame(
+            {
+                "participant": np.repeat([f"{observer}/p{p:03d}" for p in range(n_participants)], t),
+                "set_id": np.tile(trials["set_id"].to_numpy(), n_participants),
+                "trial_id": np.tile(trials["trial_id"].to_numpy(), n_participants),
+                "response": resp.ravel(),
+                "correct": (resp == trials["correct"].to_numpy()).ravel(),
+                "rt_ms": np.nan,
+                "observer": observer,
+            }
+        )
+    )
+
+
+# --- scoring -------------------------------------------------------------------
+
+
+def crossed_bootstrap_ci(
+    matrix: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of a participants x items matrix (NaN = missing) and its
+    percentile CI from a two-way crossed bootstrap: each replicate resamples
+    participants and items with replacement and averages the crossed cells.
+    Slightly conservative: the residual variance enters twice (Owen 2007)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    valid = ~np.isnan(m)
+    if not valid.any():
+        return float("nan"), float("nan"), float("nan")
+    p, i = m.shape
+    rng = np.random.default_rng(seed)
+    wp = rng.multinomial(p, np.full(p, 1.0 / p), size=n_boot).astype(np.float64)  # [B, P] counts
+    wi = rng.multinomial(i, np.full(i, 1.0 / i), size=n_boot).astype(np.float64)  # [B, I]
+    num = ((wp @ np.where(valid, m, 0.0)) * wi).sum(1)
+    den = ((wp @ valid.astype(np.float64)) * wi).sum(1)
+    stats = num[den > 0] / den[den > 0]
+    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return float(m[valid].mean()), float(lo), float(hi)
+
+
+def _with_trials(responses: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    cols = ["set_id", "trial_id", "kind", "alternative", "target"]
+    merged = responses.merge(trials[cols], on=["set_id", "trial_id"], how="left", indicator=True)
+    orphans = merged["_merge"] != "both"
+    if orphans.any():
+        raise ValueError(
+            f"{int(orphans.sum())} responses refer to trials not in the table, e.g. "
+            f"{merged.loc[orphans, 'trial_id'].iloc[0]!r}"
+        )
+    return merged.drop(columns="_merge")
+
+
+def score(
+    responses: pd.DataFrame, trials: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Proportion correct per condition (set_id, kind, alternative) and
+    observer, with crossed (participants x targets) bootstrap CIs; catch
+    trials are left out. Columns ``SCORE_COLUMNS``."""
+    r = _with_trials(responses, trials)
+    r = r.loc[r["kind"] != "catch"]
+    rows = []
+    for (set_id, kind, alt, obs), g in r.groupby(["set_id", "kind", "alternative", "observer"], sort=True):
+        mat = g.pivot_table(index="participant", columns="target", values="correct", aggfunc="mean")
+        mean, lo, hi = crossed_bootstrap_ci(mat.to_numpy(dtype=np.float64), n_boot, level, seed)
+        rows.append((set_id, kind, alt, obs, mat.shape[0], mat.shape[1], len(g), mean, lo, hi))
+    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+
+
+def catch_pass_rates(responses: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Per participant: catch trials answered, answered correctly, and the
+    pass rate (NaN when none was answered)."""
+    r = _with_trials(responses, trials)
+    r["catch_correct"] = (r["kind"] == "catch") & r["correct"]
+    r["is_catch"] = r["kind"] == "catch"
+    out = r.groupby("participant", sort=True).agg(
+        observer=("observer", "first"), n_catch=("is_catch", "sum"), n_catch_correct=("catch_correct", "sum")
+    )
+    out["pass_rate"] = out["n_catch_correct"] / out["n_catch"].where(out["n_catch"] > 0)
+    return out.reset_index()
+
+
+def exclude_failed_catch(
+    responses: pd.DataFrame, trials: pd.DataFrame, min_correct: float
+) -> tuple[pd.DataFrame, dict]:
+    """Drop participants whose catch pass rate is below ``min_correct`` (a
+    proportion), or who answered no catch trial when the table has some.
+    Returns the kept responses and a report of the counts."""
+    n_catch_trials = int((trials["kind"] == "catch").sum())
+    rates = catch_pass_rates(responses, trials)
+    # without catch trials there is nothing to screen with; else no catch answer fails
+    failed = (rates["pass_rate"].fillna(-1.0) < min_correct) if n_catch_trials else pd.Series(False, index=rates.index)
+    excluded = sorted(rates.loc[failed, "participant"])
+    kept = responses.loc[~responses["participant"].isin(excluded)].reset_index(drop=True)
+    report = {
+        "n_participants": int(len(rates)),
+        "n_excluded": len(excluded),
+        "n_kept": int(len(rates) - len(excluded)),
+        "excluded": excluded,
+        "min_correct": float(min_correct),
+        "n_catch_trials": n_catch_trials,
+    }
+    return kept, report
+
+
+# --- observer validation -------------------------------------------------------
+
+
+def _constructed(
+    targets: Tensor, other_images: Tensor, kind: str, levels: Sequence[float], seed: int
+) -> tuple[Tensor, Tensor, Tensor, np.ndarray]:
+    """Queries of constructed trials, one per (level, target), level-major,
+    with their target and other option and the levels' SNR in dB."""
+    if other_images.shape != targets.shape:
+        raise ValueError(f"other_images {tuple(other_images.shape)} must match targets {tuple(targets.shape)}")
+    lv = torch.as_tensor(np.asarray(levels, dtype=np.float64), dtype=targets.dtype)
+    t = targets.repeat(len(lv), 1, 1, 1)
+    o = other_images.repeat(len(lv), 1, 1, 1)
+    w = lv.repeat_interleave(len(targets)).view(-1, 1, 1, 1)
+    if kind == "noise":
+        g = torch.Generator().manual_seed(seed)
+        q = (t + w * torch.randn(t.shape, generator=g, dtype=t.dtype)).clamp(0, 1)
+        with np.errstate(divide="ignore"):
+            snr = 10 * np.log10(target_power(targets) / np.asarray(levels, dtype=np.float64) ** 2)
+    elif kind == "blend":
+        q = (1 - w) * t + w * o
+        snr = np.full(len(lv), np.nan)
+    else:
+        raise ValueError(f"kind must be 'noise' or 'blend', got {kind!r}")
+    return q, t, o, snr
+
+
+def target_power(targets: Tensor) -> float:
+    """Mean pixel variance of the targets: the signal power of SNR in dB."""
+    return targets.flatten(1).var(1).mean().item()
+
+
+def noise_level(targets: Tensor, snr_db: float) -> float:
+    """Standard deviation of pixel noise giving ``snr_db`` on these targets."""
+    return float(np.sqrt(target_power(targets) / 10 ** (snr_db / 10)))
+
+
+def psychometric_curve(
+    targets: Tensor,
+    metric: str,
+    *,
+    kind: str = "noise",
+    levels: Sequence[float],
+    other_images: Tensor,
+    sigma: float | None = None,
+    lapse: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A metric observer on constructed 2AFC trials with known answers:
+    target vs ``other_images`` (one per target) as options.
+
+    kind="noise": query = clamp(target + level * N(0,1)); the answer is the
+    target at every level (``snr_db`` = 10 log10(pixel variance of the targets
+    / level^2)). kind="blend": query = (1 - level) * target + level * other;
+    the answer is the target for level < 0.5, the other image above.
+    Returns one row per level: ``p_target`` (share of trials with
+    D(q, target) < D(q, other), ties counting half), mean distances, and
+    ``p_target_model`` (mean observer_choice_probs; NaN without sigma)."""
+    q, t, o, snr = _constructed(targets, other_images, kind, levels, seed)
+    n = len(targets)
+    d = np.stack([_metric_batched(metric, q, t), _metric_batched(metric, q, o)], 1)
+    wins = (d[:, 0] < d[:, 1]) + 0.5 * (d[:, 0] == d[:, 1])
+    model = observer_choice_probs(d, sigma, lapse)[:, 0] if sigma is not None else np.full(len(d), np.nan)
+
+    def per(x: np.ndarray) -> np.ndarray:
+        return x.reshape(len(levels), n).mean(1)
+
+    return pd.DataFrame(
+        {
+            "kind": kind,
+            "metric": metric,
+            "level": np.asarray(levels, dtype=np.float64),
+            "snr_db": snr,
+            "n": n,
+            "p_target": per(wins),
+            "p_target_model": per(model),
+            "d_target": per(d[:, 0]),
+            "d_other": per(d[:, 1]),
+        }
+    )
+
+
+def calibrate_sigma(
+    targets: Tensor,
+    other_images: Tensor,
+    metric: str,
+    *,
+    snr_db: float,
+    p_correct: float,
+    repeats: int = 10,
+    seed: int = 0,
+) -> float:
+    """The decision noise sigma (in units of ``metric``) at which the observer
+    (no lapses) chooses the target on ``p_correct`` of target-in-noise 2AFC
+    trials at ``snr_db`` (options: the target and ``other_images``).
+
+    This anchors a metric's arbitrary units to one point of a psychometric
+    function, e.g. a human 75% threshold measured in a pilot. Raises
+    ValueError when even a noise-free observer with this metric stays below
+    ``p_correct`` there: the metric is then blinder than the anchor demands."""
+    if not 0.5 < p_correct < 1:
+        raise ValueError(f"p_correct must lie in (0.5, 1), got {p_correct}")
+    level = noise_level(targets, snr_db)
+    q, t, o, _ = _constructed(
+        targets.repeat(repeats, 1, 1, 1), other_images.repeat(repeats, 1, 1, 1), "noise", [level], seed
+    )
+    diff = _metric_batched(metric, q, o) - _metric_batched(metric, q, t)  # > 0: target closer
+    ceiling = float(((diff > 0) + 0.5 * (diff == 0)).mean())
+    if ceiling <= p_correct:
+        raise ValueError(
+            f"metric {metric!r}: even without decision noise the observer chooses the target on only "
+            f"{ceiling:.3f} of trials at {snr_db} dB, not {p_correct}; anchor it at a higher snr_db "
+            f"or a lower p_correct"
+        )
+    scale = float(np.median(np.abs(diff[diff != 0]))) if (diff != 0).any() else 1.0
+
+    def excess(log_sigma: float) -> float:
+        return float(ndtr(diff / np.exp(log_sigma)).mean()) - p_correct
+
+    lo, hi = np.log(scale) - 30.0, np.log(scale) + 30.0
+    return float(np.exp(brentq(excess, lo, hi, xtol=1e-10)))
+
+
+def other_class_images(targets: Tensor, labels: Sequence[int] | np.ndarray, seed: int = 0) -> Tensor:
+    """For each target, a (seeded) target of another class: the wrong option
+    of constructed trials, as in the IRI trials' "other-target" alternative."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return targets[torch.from_numpy(_other_class(np.random.default_rng(seed), labels, np.arange(len(labels))))]
+
+
+def validate_metric(
+    targets: Tensor,
+    labels: Sequence[int] | np.ndarray,
+    metric: str,
+    *,
+    snr_db: Sequence[float],
+    blend: Sequence[float],
+    repeats: int = 10,
+    sigma: float | None = None,
+    lapse: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Psychometric curves of one metric on three kinds of constructed trials
+    with known answers (column ``trial``):
+
+    - ``noise``: target in pixel noise at each SNR vs another class's target
+      (correct: the target at every level);
+    - ``blend-other``: target blended with another class's target;
+    - ``blend-noise``: target blended with uniform noise, the noise image as
+      the other option (catches metrics that follow noise texture, the bias
+      of IRIs from noise seeds).
+
+    For blends the target is the right answer below a weight of 0.5."""
+    others = other_class_images(targets, labels, seed).repeat(repeats, 1, 1, 1)
+    many = targets.repeat(repeats, 1, 1, 1)
+    noise_img = torch.rand(many.shape, generator=torch.Generator().manual_seed(seed), dtype=many.dtype)
+    levels = [noise_level(targets, s) for s in snr_db]
+    parts = [
+        psychometric_curve(
+            many, metric, kind="noise", levels=levels, other_images=others, sigma=sigma, lapse=lapse, seed=seed
+        ).assign(trial="noise"),
+        psychometric_curve(
+            many, metric, kind="blend", levels=blend, other_images=others, sigma=sigma, lapse=lapse
+        ).assign(trial="blend-other"),
+        psychometric_curve(
+            many, metric, kind="blend", levels=blend, other_images=noise_img, sigma=sigma, lapse=lapse
+        ).assign(trial="blend-noise"),
+    ]
+    return pd.concat(parts, ignore_index=True)

@@ -1,0 +1,234 @@
+"""The one input-space optimiser: PGD attacks (adversarial training and robust
+evaluation) and IRI generation (representation inversion) run the same loop.
+
+Images live in pixel space [0, 1] as a batch ``x`` of shape [B, C, H, W]. The
+objective is a plug-in ``loss_fn(x) -> Tensor[B]`` of per-example losses, which
+the loop minimises (``maximize=True`` for attacks). Only the input gets a
+gradient (``torch.autograd.grad`` w.r.t. ``x``): model parameters never get a
+``.grad``. The model's train/eval mode is the caller's business; note that
+BatchNorm in train mode couples the examples of a batch.
+
+A step rule turns a gradient into a step; after each step the iterate is
+projected onto the rule's ball of radius ``eps`` around the start ``x0`` (none
+when ``eps`` is infinite) and clamped to [0, 1]:
+
+- ``l2``:   x <- x - step_size * g / ||g||_2 (per example), L2 ball;
+- ``linf``: x <- x - step_size * sign(g), Linf ball;
+- ``adam``: Adam on x with lr = step_size, L2 ball.
+
+IRIs are ``l2`` with eps = inf; PGD is ``l2``/``linf`` with a finite eps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .registry import Registry
+
+LossFn = Callable[[Tensor], Tensor]
+STEP_RULES = Registry("step rule")
+ATTACK_DEFAULTS = {"steps": 7, "step_size": 0.5, "random_start": True}
+_TINY = 1e-12
+
+
+@dataclass
+class OptimResult:
+    """Final (or, with keep_best, each example's best) images and losses, both
+    detached, and the mean-loss curve as (step, mean loss) pairs."""
+
+    x: Tensor
+    loss: Tensor | None
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _per_example_norm(t: Tensor) -> Tensor:
+    """L2 norm of each example, shaped to broadcast against ``t``."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def _project_l2(delta: Tensor, eps: float) -> Tensor:
+    return delta * (eps / _per_example_norm(delta).clamp_min(_TINY)).clamp(max=1.0)
+
+
+def _project_linf(delta: Tensor, eps: float) -> Tensor:
+    return delta.clamp(-eps, eps)
+
+
+def _random_l2(shape: torch.Size, eps: float, gen: torch.Generator | None, device) -> Tensor:
+    """Uniform random direction, radius uniform in [0, eps]."""
+    direction = torch.randn(shape, generator=gen, device=device)
+    radius = eps * torch.rand(shape[0], generator=gen, device=device)
+    unit = direction / _per_example_norm(direction).clamp_min(_TINY)
+    return unit * radius.view(-1, *([1] * (len(shape) - 1)))
+
+
+def _random_linf(shape: torch.Size, eps: float, gen: torch.Generator | None, device) -> Tensor:
+    return (2 * torch.rand(shape, generator=gen, device=device) - 1) * eps
+
+
+_BALLS: dict[str, tuple[Callable[[Tensor, float], Tensor], Callable[..., Tensor]]] = {
+    "l2": (_project_l2, _random_l2),
+    "linf": (_project_linf, _random_linf),
+}
+
+
+@STEP_RULES.register("l2")
+class NormalizedStep:
+    """Normalised gradient descent: x - step_size * g / ||g||_2 per example."""
+
+    ball = "l2"
+
+    def __init__(self, x0: Tensor, step_size: float):
+        self.step_size = step_size
+
+    def __call__(self, x: Tensor, g: Tensor) -> Tensor:
+        return x - self.step_size * g / _per_example_norm(g).clamp_min(_TINY)
+
+
+@STEP_RULES.register("linf")
+class SignStep:
+    """Signed gradient descent: x - step_size * sign(g)."""
+
+    ball = "linf"
+
+    def __init__(self, x0: Tensor, step_size: float):
+        self.step_size = step_size
+
+    def __call__(self, x: Tensor, g: Tensor) -> Tensor:
+        return x - self.step_size * g.sign()
+
+
+@STEP_RULES.register("adam")
+class AdamStep:
+    """Adam (Kingma & Ba 2015) on the pixels, lr = step_size."""
+
+    ball = "l2"
+
+    def __init__(self, x0: Tensor, step_size: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.step_size, self.betas, self.eps = step_size, betas, eps
+        self.m = torch.zeros_like(x0)
+        self.v = torch.zeros_like(x0)
+        self.t = 0
+
+    def __call__(self, x: Tensor, g: Tensor) -> Tensor:
+        b1, b2 = self.betas
+        self.t += 1
+        self.m.mul_(b1).add_(g, alpha=1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        m_hat = self.m / (1 - b1**self.t)
+        v_hat = self.v / (1 - b2**self.t)
+        return x - self.step_size * m_hat / (v_hat.sqrt() + self.eps)
+
+
+def optimize(
+    loss_fn: LossFn,
+    x0: Tensor,
+    *,
+    rule: str = "l2",
+    steps: int,
+    step_size: float | Callable[[int], float],
+    eps: float = math.inf,
+    random_start: bool = False,
+    generator: torch.Generator | None = None,
+    keep_best: bool = False,
+    maximize: bool = False,
+    log_every: int | None = None,
+    evaluate_last: bool = True,
+    on_log: Callable[[int, float], None] | None = None,
+) -> OptimResult:
+    """Run ``steps`` steps of ``rule`` on ``loss_fn`` from ``x0`` (in [0, 1]).
+    ``step_size`` is a number or a schedule step -> size.
+
+    random_start: start uniformly in the rule's eps ball (needs a finite eps),
+    drawn from ``generator`` (the global RNG when None). keep_best: return each
+    example's best iterate, else the last. maximize: ascend instead of descend.
+    log_every: also record the mean loss every this many steps (step 0 and the
+    last step are always recorded). Losses are reported with their own sign.
+    evaluate_last=False (only without keep_best) skips the forward pass on
+    the final iterate, whose loss is then None: adversarial training needs
+    only the point. on_log(step, mean_loss) is called for every recorded
+    point (progress reporting).
+    """
+    if not evaluate_last and keep_best:
+        raise ValueError("keep_best needs the loss of every iterate (evaluate_last=True)")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    x0 = x0.detach()
+    schedule = step_size if callable(step_size) else None
+    step_rule = STEP_RULES[rule](x0, schedule(0) if schedule else step_size)
+    project, sample = _BALLS[step_rule.ball]
+    x = x0.clone()
+    if random_start:
+        if not math.isfinite(eps):
+            raise ValueError("random_start needs a finite eps")
+        device = generator.device if generator is not None else x0.device
+        x = (x0 + sample(x0.shape, eps, generator, device).to(x0)).clamp(0, 1)
+    sign = -1.0 if maximize else 1.0
+    best_x, best_obj = x.clone(), torch.full((x0.shape[0],), math.inf, device=x0.device)
+    history: list[tuple[int, float]] = []
+    for step in range(steps + 1):
+        last = step == steps
+        if last and not evaluate_last:
+            return OptimResult(x, None, history)
+        x.requires_grad_(not last)
+        with torch.set_grad_enabled(not last):
+            loss = loss_fn(x)
+            grad = None if last else torch.autograd.grad(loss.sum() * sign, x)[0]
+        x, loss = x.detach(), loss.detach().float()
+        obj = sign * loss
+        if keep_best:
+            better = obj < best_obj
+            best_obj = torch.where(better, obj, best_obj)
+            best_x[better] = x[better]
+        if step == 0 or last or (log_every and step % log_every == 0):
+            history.append((step, loss.mean().item()))
+            if on_log:
+                on_log(*history[-1])
+        if not last:
+            if schedule:
+                step_rule.step_size = schedule(step)
+            x = step_rule(x, grad)
+            if math.isfinite(eps):
+                x = x0 + project(x - x0, eps)
+            x = x.clamp(0, 1)
+    if keep_best:
+        return OptimResult(best_x, sign * best_obj, history)
+    return OptimResult(x, loss, history)
+
+
+def pgd(
+    loss_fn: LossFn,
+    x0: Tensor,
+    attack: Mapping,
+    *,
+    generator: torch.Generator | None = None,
+    keep_best: bool = False,
+    evaluate_last: bool = True,
+) -> OptimResult:
+    """PGD that maximises ``loss_fn`` in the ball of an attack config
+    {norm: l2|linf, eps, steps, step_size, random_start} (missing keys take
+    the schema's defaults). E.g. ``pgd(ce_attack_loss(model, y), x, cfg).x``."""
+    unknown = set(attack) - {"norm", "eps", *ATTACK_DEFAULTS}
+    if unknown:
+        raise ValueError(f"unknown attack settings {sorted(unknown)}")
+    cfg = {**ATTACK_DEFAULTS, **attack}
+    if cfg["norm"] not in _BALLS:
+        raise ValueError(f"attack norm must be one of {sorted(_BALLS)}, got {cfg['norm']!r}")
+    return optimize(
+        loss_fn,
+        x0,
+        rule=cfg["norm"],
+        steps=int(cfg["steps"]),
+        step_size=float(cfg["step_size"]),
+        eps=float(cfg["eps"]),
+        random_start=bool(cfg["random_start"]),
+        generator=generator,
+        keep_best=keep_best,
+        maximize=True,
+        evaluate_last=evaluate_last,
+    )

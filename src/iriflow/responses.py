@@ -1,0 +1,441 @@
+"""Judgment responses: the one schema shared by simulated and real observers,
+and strict importers for real ones.
+
+Schema (``RESPONSE_COLUMNS``, dtypes in ``RESPONSE_DTYPES``), one row per
+answer of one participant to one trial of the trials table (iriflow.judgments):
+
+- ``participant`` (str): participant id, unique across observers.
+- ``set_id`` (str): the IRI set the trial belongs to.
+- ``trial_id`` (str): the trial answered (unique within a trials table).
+- ``response`` (int64): index of the chosen option, 0-based, in display order.
+- ``correct`` (bool): response equals the trial's correct index.
+- ``rt_ms`` (float64): response time in ms; NaN when unknown (simulated).
+- ``observer`` (str): ``"real"`` or ``"simulated:<metric>"``.
+
+Importers read jsPsych's data export (CSV or JSON: one row per trial event;
+our survey adds ``participant``, ``set_id``, ``trial_id`` and ``response``
+to every judgment trial, and rows without a ``trial_id`` such as
+instructions or consent are ignored) and a generic CSV with exactly the
+columns participant, set_id, trial_id, response[, rt_ms]. They return the
+raw columns plus ``source``, where each row was in the file ("row 3 (line 4)"
+for CSV: data rows counted from 1 after the header; "index 5" for JSON: the
+array index). ``load_responses`` validates against the trials table. Any
+problem raises ``ResponseError`` naming the file, the row and the column; no
+partial data is ever returned."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RESPONSE_COLUMNS = ("participant", "set_id", "trial_id", "response", "correct", "rt_ms", "observer")
+RESPONSE_DTYPES = {
+    "participant": "str",
+    "set_id": "str",
+    "trial_id": "str",
+    "response": "int64",
+    "correct": "bool",
+    "rt_ms": "float64",
+    "observer": "str",
+}
+ID_COLUMNS = ("participant", "set_id", "trial_id")
+GENERIC_COLUMNS = ("participant", "set_id", "trial_id", "response")
+GENERIC_OPTIONAL = ("rt_ms",)
+RAW_COLUMNS = ("participant", "set_id", "trial_id", "response", "rt_ms", "source")
+JSPSYCH_MARKERS = ("trial_type", "trial_index", "internal_node_id")
+MAX_REPORTED = 20
+
+
+class ResponseError(ValueError):
+    """A response file that cannot be used as it is."""
+
+
+def as_responses(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` restricted to RESPONSE_COLUMNS, in order, with RESPONSE_DTYPES."""
+    missing = [c for c in RESPONSE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"responses lack columns {missing}; the schema is {list(RESPONSE_COLUMNS)}")
+    return df.loc[:, list(RESPONSE_COLUMNS)].astype(RESPONSE_DTYPES).reset_index(drop=True)
+
+
+# --- error reporting -----------------------------------------------------------
+
+
+def _fail(path: str | os.PathLike, problems: list[str]) -> None:
+    """Raise one ResponseError listing ``problems`` (each already names file,
+    row and column), if there are any."""
+    if not problems:
+        return
+    shown = problems[:MAX_REPORTED]
+    more = f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+    head = f"{len(problems)} problem(s) in response file {path}:\n" if len(problems) > 1 else ""
+    raise ResponseError(head + "\n".join(shown) + more)
+
+
+def _problem(path: str | os.PathLike, where: str, column: str, what: str, expected: str) -> str:
+    return f"{path}: {where}, column '{column}': {what}; expected {expected}"
+
+
+def _empty(path: str | os.PathLike, columns: Iterable[str]) -> ResponseError:
+    return ResponseError(
+        f"{path}: line 1, column 1: empty file; expected a header row with columns "
+        f"{', '.join(columns)} and one row per judgment"
+    )
+
+
+# --- parsing cells (all importers funnel through here) -------------------------
+
+
+def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+    """Turn string cells (participant, set_id, trial_id, response, rt_ms;
+    missing values as "") into typed raw responses, or raise naming every bad
+    cell."""
+    cells = cells.astype(str).apply(lambda s: s.str.strip())
+    src = pd.Series(sources, index=cells.index)
+    problems: list[str] = []
+    for col in ID_COLUMNS:
+        for i in cells.index[cells[col] == ""]:
+            problems.append(_problem(path, src[i], col, "missing value", "a non-empty string"))
+    resp = cells["response"]
+    for i in cells.index[resp == ""]:
+        problems.append(
+            _problem(path, src[i], "response", "missing value", "an integer option index (0 = first option)")
+        )
+    bad = (resp != "") & ~resp.str.fullmatch(r"[+-]?\d+")
+    for i in cells.index[bad]:
+        problems.append(
+            _problem(
+                path, src[i], "response", f"{resp[i]!r} is not an integer", "an integer option index (0 = first option)"
+            )
+        )
+    rt_text = cells["rt_ms"].where(~cells["rt_ms"].str.lower().isin(["", "null", "nan", "none"]), "")
+    rt = pd.to_numeric(rt_text.replace("", np.nan), errors="coerce")
+    for i in cells.index[(rt_text != "") & rt.isna()]:
+        problems.append(
+            _problem(path, src[i], "rt_ms", f"{rt_text[i]!r} is not a number", "a response time in ms, or empty")
+        )
+    _fail(path, problems)
+    out = cells[list(ID_COLUMNS)].copy()
+    out["response"] = resp.astype("int64")
+    out["rt_ms"] = rt.astype("float64")
+    out["source"] = src
+    return out.astype({"participant": "str", "set_id": "str", "trial_id": "str", "source": "str"})
+
+
+def _read_text(path: str | os.PathLike, kind: str, expected: Iterable[str]) -> str:
+    """The file's UTF-8 text; unreadable, non-UTF-8 or empty files are errors."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ResponseError(f"{path}: byte {e.start}: not UTF-8 text; expected {kind}") from e
+    except OSError as e:
+        raise ResponseError(f"{path}: cannot be read ({e.strerror})") from e
+    if not text.strip():
+        raise _empty(path, expected)
+    return text
+
+
+# --- CSV -----------------------------------------------------------------------
+
+
+def _read_csv(path: str | os.PathLike, expected: Iterable[str]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, records and each record's location ("row N (line L)"),
+    parsed strictly (bad quoting and ragged rows are errors)."""
+    text = _read_text(path, "a CSV file", expected)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    records, sources = [], []
+    line = 1
+    try:
+        for rec in reader:
+            start, line = line, reader.line_num + 1
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue
+            if header is None:
+                header = [h.strip() for h in rec]
+                dup = sorted({h for h in header if header.count(h) > 1})
+                if dup:
+                    raise ResponseError(
+                        _problem(
+                            path, f"line {start} (header)", dup[0], "appears twice in the header", "unique column names"
+                        )
+                    )
+                continue
+            where = f"row {len(records) + 1} (line {start})"
+            if len(rec) != len(header):
+                col = header[len(rec)] if len(rec) < len(header) else f"#{len(rec)} (beyond the header)"
+                raise ResponseError(
+                    _problem(
+                        path, where, col, f"the row has {len(rec)} fields", f"{len(header)} fields, as in the header"
+                    )
+                )
+            records.append(rec)
+            sources.append(where)
+    except csv.Error as e:
+        raise ResponseError(
+            f"{path}: line {reader.line_num}: not valid CSV ({e}); expected comma-separated values with balanced quotes"
+        ) from e
+    assert header is not None
+    if not records:
+        raise ResponseError(
+            f"{path}: row 1 (line 2), column '{header[0]}': no data rows after the "
+            f"header; expected one row per judgment"
+        )
+    return header, records, sources
+
+
+def _missing_columns(path: str | os.PathLike, header: list[str], required: Iterable[str]) -> None:
+    _fail(
+        path,
+        [
+            _problem(path, "line 1 (header)", c, "missing column", f"a header with columns {', '.join(required)}")
+            for c in required
+            if c not in header
+        ],
+    )
+
+
+def read_generic_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """A CSV with exactly the columns participant, set_id, trial_id,
+    response[, rt_ms]: one row per judgment. Returns RAW_COLUMNS."""
+    header, records, sources = _read_csv(path, GENERIC_COLUMNS)
+    _missing_columns(path, header, GENERIC_COLUMNS)
+    allowed = GENERIC_COLUMNS + GENERIC_OPTIONAL
+    _fail(
+        path,
+        [
+            _problem(path, "line 1 (header)", c, "unexpected column", f"only the columns {', '.join(allowed)}")
+            for c in header
+            if c not in allowed
+        ],
+    )
+    cells = pd.DataFrame(records, columns=header, dtype=object)
+    if "rt_ms" not in cells:
+        cells["rt_ms"] = ""
+    return _parse(path, cells[list(GENERIC_COLUMNS) + ["rt_ms"]], sources)
+
+
+def _jspsych_cells(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+    """Keep the judgment rows (non-empty trial_id) of a jsPsych table and map
+    jsPsych's ``rt`` to ``rt_ms``."""
+    keep = cells["trial_id"].astype(str).str.strip() != ""
+    if not keep.any():
+        raise ResponseError(
+            _problem(
+                path,
+                "every row",
+                "trial_id",
+                "no judgment trials (no row has a trial_id)",
+                "the survey's judgment trials, each with trial_id, set_id, participant and response",
+            )
+        )
+    cells = cells.loc[keep].copy()
+    cells["rt_ms"] = cells["rt"] if "rt" in cells else ""
+    return _parse(path, cells[list(GENERIC_COLUMNS) + ["rt_ms"]], [s for s, k in zip(sources, keep) if k])
+
+
+def read_jspsych_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """jsPsych's CSV export; rows without a trial_id are not judgments and
+    are ignored. Returns RAW_COLUMNS."""
+    header, records, sources = _read_csv(path, GENERIC_COLUMNS)
+    _missing_columns(path, header, GENERIC_COLUMNS)
+    return _jspsych_cells(path, pd.DataFrame(records, columns=header, dtype=object), sources)
+
+
+# --- JSON ----------------------------------------------------------------------
+
+
+def _json_cell(value: Any) -> str | None:
+    """A JSON scalar as cell text ("" for null); None for a wrong type."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or isinstance(value, (list, dict)):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
+    """jsPsych's JSON export (an array of trial objects); objects without a
+    trial_id are not judgments and are ignored. Returns RAW_COLUMNS."""
+    text = _read_text(path, "a JSON file", GENERIC_COLUMNS)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ResponseError(
+            f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg}); "
+            "expected jsPsych's JSON data export (an array of trial objects)"
+        ) from e
+    if not isinstance(data, list):
+        raise ResponseError(
+            f"{path}: top level: a JSON {type(data).__name__}; expected an array of "
+            "trial objects (jsPsych's JSON data export)"
+        )
+    problems: list[str] = []
+    rows, sources = [], []
+    fields = GENERIC_COLUMNS + ("rt",)
+    for i, obj in enumerate(data):
+        where = f"index {i}"
+        if not isinstance(obj, dict):
+            problems.append(_problem(path, where, "-", f"a JSON {type(obj).__name__}", "an object (one trial event)"))
+            continue
+        if obj.get("trial_id") in (None, ""):
+            continue
+        row = {}
+        for key in fields:
+            if key not in obj:
+                if key != "rt":
+                    problems.append(
+                        _problem(
+                            path, where, key, "missing column", f"judgment trials with {', '.join(GENERIC_COLUMNS)}"
+                        )
+                    )
+                row[key] = ""
+                continue
+            cell = _json_cell(obj[key])
+            if cell is None:
+                problems.append(
+                    _problem(path, where, key, f"wrong type ({type(obj[key]).__name__})", "a string or a number")
+                )
+                cell = ""
+            row[key] = cell
+        rows.append(row)
+        sources.append(where)
+    _fail(path, problems)
+    if not rows:
+        raise ResponseError(
+            _problem(
+                path,
+                "every index",
+                "trial_id",
+                "no judgment trials (no object has a trial_id)",
+                "the survey's judgment trials",
+            )
+        )
+    cells = pd.DataFrame(rows, columns=list(fields), dtype=object).rename(columns={"rt": "rt_ms"})
+    return _parse(path, cells, sources)
+
+
+# --- dispatch and validation ---------------------------------------------------
+
+
+def _reader(path: Path):
+    """The importer for ``path``: by extension, else by content."""
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        try:
+            head = path.read_text(encoding="utf-8-sig", errors="replace").lstrip()[:1]
+        except OSError as e:
+            raise ResponseError(f"{path}: cannot be read ({e.strerror})") from e
+        suffix = ".json" if head in ("[", "{") else ".csv"
+    if suffix == ".json":
+        return read_jspsych_json
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, csv.Error):
+        header = []
+    return read_jspsych_csv if any(h.strip() in JSPSYCH_MARKERS for h in header) else read_generic_csv
+
+
+def load_responses(path: str | os.PathLike, trials: pd.DataFrame) -> pd.DataFrame:
+    """Import a real observers' response file, validate it against ``trials``
+    and return it in the response schema (``observer="real"``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResponseError(f"{path}: no such file; expected a jsPsych CSV/JSON export or a generic CSV")
+    raw = _reader(path)(path)
+    if not trials["trial_id"].is_unique:
+        raise ValueError("the trials table has duplicate trial_id values")
+    t = trials.set_index("trial_id")
+    known = raw["trial_id"].isin(t.index)
+    problems = []
+    examples = ", ".join(repr(x) for x in t.index[:2])
+    for _, r in raw.loc[~known].iterrows():
+        problems.append(
+            _problem(
+                path,
+                r.source,
+                "trial_id",
+                f"unknown trial id {r.trial_id!r}",
+                f"an id from the trials table (e.g. {examples})",
+            )
+        )
+    k = raw.loc[known]
+    set_id = t.loc[k["trial_id"], "set_id"].to_numpy()
+    n_opt = t.loc[k["trial_id"], "n_options"].to_numpy()
+    mismatch = k["set_id"].to_numpy() != set_id
+    for (_, r), s in zip(k.loc[mismatch].iterrows(), set_id[mismatch]):
+        problems.append(
+            _problem(path, r.source, "set_id", f"{r.set_id!r} is not the set of trial {r.trial_id!r}", f"{s!r}")
+        )
+    out_of_range = (k["response"].to_numpy() < 0) | (k["response"].to_numpy() >= n_opt)
+    for (_, r), n in zip(k.loc[out_of_range].iterrows(), n_opt[out_of_range]):
+        problems.append(
+            _problem(
+                path,
+                r.source,
+                "response",
+                f"{r.response} is out of range",
+                f"an integer option index in 0..{n - 1} (the trial has {n} options)",
+            )
+        )
+    dup = raw.duplicated(["participant", "trial_id"], keep=False)
+    first = raw.loc[dup].groupby(["participant", "trial_id"], sort=False)["source"].first()
+    for _, r in raw.loc[raw.duplicated(["participant", "trial_id"], keep="first")].iterrows():
+        problems.append(
+            _problem(
+                path,
+                r.source,
+                "trial_id",
+                f"participant {r.participant!r} answered "
+                f"trial {r.trial_id!r} again (first at {first[(r.participant, r.trial_id)]})",
+                "one answer per participant and trial",
+            )
+        )
+    _fail(path, problems)
+    out = raw.drop(columns="source")
+    out["correct"] = out["response"].to_numpy() == t.loc[out["trial_id"], "correct"].to_numpy()
+    out["observer"] = "real"
+    return as_responses(out)
+
+
+def load_response_files(paths: Iterable[str | os.PathLike], trials: pd.DataFrame) -> pd.DataFrame:
+    """``load_responses`` of each file, concatenated (the response schema,
+    empty without files). A participant who answered the same trial in two
+    files is an error naming both; so is a file listed twice."""
+    parts, seen = [], {}
+    for path in paths:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise ResponseError(f"{path}: listed twice (also as {seen[key]}); expected each file once")
+        seen[key] = path
+        r = load_responses(path, trials)
+        r["_file"] = str(path)
+        parts.append(r)
+    if not parts:
+        return as_responses(pd.DataFrame({c: pd.Series(dtype=t) for c, t in RESPONSE_DTYPES.items()}))
+    out = pd.concat(parts, ignore_index=True)
+    dup = out.duplicated(["participant", "trial_id"], keep=False)
+    if dup.any():
+        files = out.loc[dup].groupby(["participant", "trial_id"], sort=False)["_file"].unique()
+        clashes = files[files.map(len) > 1]
+        (participant, trial_id), names = next(iter(clashes.items()))
+        raise ResponseError(
+            f"{names[1]}: participant {participant!r} answered trial {trial_id!r} in "
+            f"{names[0]} too ({len(clashes)} such answers in all); expected each "
+            "participant's answers in one file (or distinct participant codes)"
+        )
+    return as_responses(out)

@@ -1,0 +1,41 @@
+"""What every rule script does first: log to the rule's log file, set the
+thread count Snakemake granted, and time the job for the provenance record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+class RuleContext:
+    def __init__(self, smk: Any):
+        self.smk = smk
+        self.start = time.perf_counter()
+        log_files = list(getattr(smk, "log", []) or [])
+        handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+        if log_files:
+            Path(log_files[0]).parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(log_files[0], mode="w"))
+        logging.basicConfig(
+            level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        threads = int(getattr(smk, "threads", 1) or 1)
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:  # analysis rules run without torch
+            pass
+        self.log = logging.getLogger(f"rule.{getattr(smk, 'rule', 'script')}")
+        # an error that ends the job goes into the rule's log file too, not only to stderr
+        sys.excepthook = self._log_uncaught
+
+    def _log_uncaught(self, kind, value, tb) -> None:
+        self.log.critical("the job failed: %s", value, exc_info=(kind, value, tb))
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
