@@ -18,7 +18,7 @@ rule checkpoint_iris:
         snapshots=f"{R}/models/{{dataset}}/{{model}}/snapshots",
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
     output:
-        iris=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.pt",
+        iris=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.npz",
         table=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.csv",
         grid=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/grid.png",
         provenance=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/provenance.json",
@@ -44,9 +44,9 @@ rule checkpoint_iris:
 
 rule checkpoint_judgments:
     input:
-        iris=[s[2] for s in CHECKPOINT_SERIES],
+        iris=[s.path for s in CHECKPOINT_SERIES],
         calibration=sorted(
-            {f"{R}/judgments/observers/{s[0].split('/')[0]}/calibration.json" for s in CHECKPOINT_SERIES}
+            {f"{R}/judgments/observers/{s.model_id.split('/')[0]}/calibration.json" for s in CHECKPOINT_SERIES}
         ),
     output:
         trials=f"{R}/analysis/checkpoints/trials.csv",
@@ -63,7 +63,7 @@ rule checkpoint_judgments:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
     params:
-        sets=[s[3] for s in CHECKPOINT_SERIES],
+        epochs=[s.epoch for s in CHECKPOINT_SERIES],
         judgments=config["judgments"],
         proxy_metrics=ANALYSIS["proxy"]["metrics"],
         min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
@@ -76,7 +76,7 @@ rule checkpoint_judgments:
 
 rule proxy_scores:
     input:
-        iris=iri_outputs("iris.pt"),
+        iris=iri_outputs("iris.npz"),
         trials=JUDGMENT_TABLES["trials"],
         models=expand(f"{R}/models/{{model_id}}/model.pt", model_id=ALL_MODEL_IDS),
         infos=expand(f"{R}/models/{{model_id}}/model.json", model_id=ALL_MODEL_IDS),
@@ -217,7 +217,7 @@ rule proxy_table:
 rule figure_iri_grids:
     input:
         iris=[
-            f"{R}/iris/{m}/{config['iris']['layers'][0]}/{loss}/{EXAMPLE_SEED_TYPE}/iris.pt"
+            f"{R}/iris/{m}/{config['iris']['layers'][0]}/{loss}/{EXAMPLE_SEED_TYPE}/iris.npz"
             for loss in config["iris"]["losses"]
             for m in EXAMPLE_MODELS
         ],
@@ -227,7 +227,7 @@ rule figure_iri_grids:
     log:
         f"{R}/logs/figures/iri_grids.log",
     conda:
-        "../envs/torch.yaml"
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,5 +1,7 @@
 # Stage 5 helpers (input functions, the snapshot series, the example pair,
 # the report after a run), kept apart from the rules of rules/analysis.smk.
+from collections import namedtuple
+
 from iriflow.analysis import example_pair, preferred_levels  # noqa: E402
 from iriflow.config import IRI_LOSS_KINDS  # noqa: E402
 from iriflow.snapshots import snapshot_epochs  # noqa: E402
@@ -26,9 +28,12 @@ def checkpoint_iri_settings():
     return iri_settings({**config, "iris": {**iris, "loss_defs": {**iris["loss_defs"], loss: spec}}}, loss)
 
 
+Snapshot = namedtuple("Snapshot", ["model_id", "epoch", "path"])
+
+
 def checkpoint_series():
-    """(model id, epoch, iris.pt, set id) of every snapshot of every SimCLR
-    model. The last snapshot is the final network, whose IRIs the IRI stage
+    """A Snapshot (model id, epoch, path of its iris.npz) of every snapshot of
+    every SimCLR model. The last snapshot is the final network, whose IRIs the IRI stage
     already made when it covers CKPT's layer, loss and seed type: reused."""
     iris = config["iris"]
     reuse = (
@@ -45,11 +50,11 @@ def checkpoint_series():
         last = settings["recipe"]["epochs"]
         for epoch in snapshot_epochs(settings["recipe"]):
             path = (
-                f"{R}/iris/{spec.id}/{part}/iris.pt"
+                f"{R}/iris/{spec.id}/{part}/iris.npz"
                 if reuse and epoch == last
-                else f"{R}/analysis/checkpoints/{spec.id}/epoch{epoch:04d}/iris.pt"
+                else f"{R}/analysis/checkpoints/{spec.id}/epoch{epoch:04d}/iris.npz"
             )
-            series.append((spec.id, epoch, path, f"{spec.id}/{part}/epoch{epoch:04d}"))
+            series.append(Snapshot(spec.id, epoch, path))
     return series
 
 

@@ -84,8 +84,8 @@ def iri_outputs(filename, model_ids=None):
 
 
 def model_iri_sets(wildcards):
-    """The IRI sets (iris.pt) of one model."""
-    return iri_outputs("iris.pt", [f"{wildcards.dataset}/{wildcards.model}"])
+    """The IRI sets (iris.npz) of one model."""
+    return iri_outputs("iris.npz", [f"{wildcards.dataset}/{wildcards.model}"])
 
 
 def data_outputs():

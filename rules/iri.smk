@@ -9,7 +9,7 @@ rule generate_iris:
         model=f"{R}/models/{{dataset}}/{{model}}/model.pt",
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
     output:
-        iris=f"{IRI_DIR}/iris.pt",
+        iris=f"{IRI_DIR}/iris.npz",
         table=f"{IRI_DIR}/iris.csv",
         curve=f"{IRI_DIR}/curve.csv",
         grid=f"{IRI_DIR}/grid.png",

@@ -49,7 +49,6 @@ rule simulate_judgments:
         runtime=by_attempt(15),
     params:
         judgments=config["judgments"],
-        root=f"{R}/iris",
     script:
         "../scripts/simulate_judgments.py"
 

@@ -8,7 +8,7 @@ SURVEY_SRC = os.path.join(workflow.basedir, "survey")
 rule export_survey:
     input:
         trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
-        iris=iri_outputs("iris.pt"),
+        iris=iri_outputs("iris.npz"),
         # the script finds the survey sources next to package.json
         package=os.path.join(SURVEY_SRC, "package.json"),
         app=expand(

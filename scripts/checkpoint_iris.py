@@ -5,7 +5,8 @@ followed across training."""
 
 from iriflow.device import describe, select_device
 from iriflow.io import write_provenance
-from iriflow.iri import job_inputs, run_job, save_job
+from iriflow.iri import job_inputs, job_set, run_job, save_job
+from iriflow.iriset import SetId
 from iriflow.runtime import RuleContext
 from iriflow.snapshots import load_snapshot
 
@@ -42,7 +43,9 @@ rel = result.rel_dist
 ctx.log.info(
     "relative distance: median %.4f; converged %d/%d", rel.median().item(), int(result.converged.sum()), len(rel)
 )
-save_job(inputs, result, s, iris=out.iris, table=out.table, grid=out.grid, epoch=epoch)
+set_id = SetId(wc.dataset, wc.model, c["layer"], c["loss"], c["seed_type"], epoch)
+settings = {**s, "model": set_id.model_id, "layer": c["layer"], "seed_type": c["seed_type"], "epoch": epoch}
+save_job(job_set(set_id, inputs, result, settings), result.history, iris=out.iris, table=out.table, grid=out.grid)
 write_provenance(
     out.provenance,
     {**s, **c},

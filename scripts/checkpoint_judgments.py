@@ -1,15 +1,16 @@
 """Rule checkpoint_judgments: trials for the IRIs of every SimCLR snapshot,
 answered by the same simulated observer populations as the main IRI sets
 (calibrated by calibrate_observers), screened on catch trials, and the 2AFC
-proxy of each. Set ids are <dataset>/<model>/<layer>/<loss>/<seed_type>/epochNNNN."""
+proxy of each. Set ids end in /epochNNNN (iriflow.iriset.SetId); the last
+snapshot's IRIs are the final model's, made by the IRI stage."""
 
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from iriflow.io import atomic_path, read_json
-from iriflow.judgments import build_trials, distances_for_trials, exclude_failed_catch, simulate_population
+from iriflow.iriset import IRISet
+from iriflow.judgments import exclude_failed_catch, set_trials, simulate_observers
 from iriflow.proxies import proxy_2afc, summarise_proxy
 from iriflow.runtime import RuleContext
 
@@ -17,42 +18,15 @@ ctx = RuleContext(snakemake)
 cfg = snakemake.params.judgments
 calibrations = {Path(p).parent.name: read_json(p) for p in snakemake.input.calibration}  # dataset -> observers
 all_trials, all_responses, proxies = [], [], []
-for set_id, path in zip(snakemake.params.sets, snakemake.input.iris):
-    saved = torch.load(path, weights_only=False)
-    trials = build_trials(
-        len(saved["target_label"]),
-        saved["target_label"].numpy(),
-        saved["converged"].numpy(),
-        alternatives=tuple(cfg["alternatives"]),
-        matching_k=cfg["matching_k"],
-        n_catch=cfg["n_catch"],
-        seed=cfg["seed"],
-        set_id=set_id,
-    )
-    images = {"iri": saved["iris"], "target": saved["targets"], "seed": saved["seeds"]}
-    for name, obs in calibrations[set_id.split("/")[0]].items():
-        d = distances_for_trials(trials, images, obs["metric"])
-        all_responses.append(
-            simulate_population(
-                trials,
-                d,
-                n_participants=obs["n_participants"],
-                sigma=obs["sigma"],
-                sigma_spread=obs["sigma_spread"],
-                lapse=obs["lapse"],
-                seed=cfg["seed"],
-                observer=f"simulated:{name}",
-            )
-        )
+for epoch, path in zip(snakemake.params.epochs, snakemake.input.iris):
+    iri_set = IRISet.load(path)
+    set_id = iri_set.id.with_epoch(epoch)
+    trials = set_trials(iri_set, cfg, str(set_id))
+    images = iri_set.images()
+    all_responses += simulate_observers(trials, images, calibrations[set_id.dataset], cfg["seed"])
     for metric in snakemake.params.proxy_metrics:
         proxies.append(proxy_2afc(trials, images, metric))
-    ctx.log.info(
-        "%s: %d trials, %d of %d IRIs converged",
-        set_id,
-        len(trials),
-        int(saved["converged"].sum()),
-        len(saved["converged"]),
-    )
+    ctx.log.info("%s: %d trials, %d of %d IRIs converged", set_id, len(trials), iri_set.converged.sum(), len(iri_set))
     all_trials.append(trials)
 trials = pd.concat(all_trials, ignore_index=True)
 responses = pd.concat(all_responses, ignore_index=True)

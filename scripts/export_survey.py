@@ -5,22 +5,20 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
+from iriflow.iriset import IRISet
 from iriflow.runtime import RuleContext
 from iriflow.survey import SurveyError, export_survey
 
 ctx = RuleContext(snakemake)
-# .../iris/<dataset>/<model>/<layer>/<loss>/<seed_type>/iris.pt: the set id is the last five folders
-sets = {"/".join(Path(p).parent.parts[-5:]): p for p in snakemake.input.iris}
+sets = {str(s.id): s for s in map(IRISet.load, snakemake.input.iris)}
 trials = pd.concat([pd.read_csv(p, keep_default_na=False) for p in snakemake.input.trials], ignore_index=True)
 
 
 def load_set(set_id):
     if set_id not in sets:
-        raise SurveyError(f"trials of IRI set {set_id!r}, which is not among the rule's iris.pt inputs")
-    saved = torch.load(sets[set_id], weights_only=False)
-    return {k: saved[f"{k}s"].numpy() for k in ("iri", "target", "seed")}
+        raise SurveyError(f"trials of IRI set {set_id!r}, which is not among the rule's IRI set inputs")
+    return sets[set_id].images()
 
 
 try:

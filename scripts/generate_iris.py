@@ -2,7 +2,8 @@
 
 from iriflow.device import describe, select_device
 from iriflow.io import write_provenance
-from iriflow.iri import job_inputs, run_job, save_job
+from iriflow.iri import job_inputs, job_set, run_job, save_job
+from iriflow.iriset import SetId
 from iriflow.models import load_model
 from iriflow.runtime import RuleContext
 
@@ -41,7 +42,9 @@ ctx.log.info(
     len(rel),
     s["threshold"],
 )
-save_job(inputs, result, s, iris=out.iris, table=out.table, grid=out.grid, curve=out.curve)
+set_id = SetId(wc.dataset, wc.model, wc.layer, wc.loss, wc.seed_type)
+iri_set = job_set(set_id, inputs, result, {**s, "model": set_id.model_id, "layer": wc.layer, "seed_type": wc.seed_type})
+save_job(iri_set, result.history, iris=out.iris, table=out.table, grid=out.grid, curve=out.curve)
 write_provenance(
     out.provenance,
     s,

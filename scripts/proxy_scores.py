@@ -11,6 +11,7 @@ import torch
 
 from iriflow.device import select_device
 from iriflow.io import atomic_path
+from iriflow.iriset import IRISet
 from iriflow.models import load_model
 from iriflow.proxies import linear_cka, proxy_2afc, summarise_proxy
 from iriflow.represent import extract
@@ -32,27 +33,26 @@ def model(model_id):
 
 
 proxy_parts, stir_rows = [], []
-for path in map(Path, snakemake.input.iris):
-    set_id = "/".join(path.parts[-6:-1])  # .../iris/<dataset>/<model>/<layer>/<loss>/<seed_type>/iris.pt
-    dataset, name = set_id.split("/")[:2]
-    saved = torch.load(path, weights_only=False)
-    images = {"iri": saved["iris"], "target": saved["targets"], "seed": saved["seeds"]}
+for path in snakemake.input.iris:
+    iri_set = IRISet.load(path)
+    set_id, dataset = str(iri_set.id), iri_set.id.dataset
+    images = iri_set.images()
     t = trials_by_set.get(set_id)
     if t is not None:
         for metric in p.metrics:
             proxy_parts.append(proxy_2afc(t, images, metric))
-    ok = saved["converged"].bool()
+    ok = iri_set.converged
     for other in sorted(m for m in models if m.startswith(f"{dataset}/")):
         cka = float("nan")
         if int(ok.sum()) >= p.stir["min_iris"]:
             m2 = model(other)
-            r_t = extract(m2, saved["targets"][ok], p.stir["layer"], device=device)
-            r_i = extract(m2, saved["iris"][ok], p.stir["layer"], device=device)
+            r_t = extract(m2, torch.from_numpy(iri_set.targets[ok]), p.stir["layer"], device=device)
+            r_i = extract(m2, torch.from_numpy(iri_set.iris[ok]), p.stir["layer"], device=device)
             cka = linear_cka(r_t.double().numpy(), r_i.double().numpy())
         stir_rows.append(
             {
                 "set_id": set_id,
-                "model": f"{dataset}/{name}",
+                "model": iri_set.id.model_id,
                 "reference_model": other,
                 "layer": p.stir["layer"],
                 "n": int(ok.sum()),

@@ -2,55 +2,32 @@
 answered by each configured population of simulated observers (in the schema
 of real responses), with the decision noise from calibrate_observers."""
 
-from pathlib import Path
-
 import pandas as pd
-import torch
 
 from iriflow.io import atomic_path, read_json
-from iriflow.judgments import build_trials, distances_for_trials, simulate_population
+from iriflow.iriset import IRISet
+from iriflow.judgments import set_trials, simulate_observers
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 cfg = snakemake.params.judgments
 observers = read_json(snakemake.input.calibration)  # name -> metric, sigma, sigma_spread, lapse, n_participants
-root = Path(snakemake.params.root)
 all_trials, all_responses = [], []
-for path in map(Path, snakemake.input.iris):
-    set_id = str(path.parent.relative_to(root))  # dataset/model/layer/loss/seed_type
-    saved = torch.load(path, weights_only=False)
-    trials = build_trials(
-        len(saved["target_label"]),
-        saved["target_label"].numpy(),
-        saved["converged"].numpy(),
-        alternatives=tuple(cfg["alternatives"]),
-        matching_k=cfg["matching_k"],
-        n_catch=cfg["n_catch"],
-        seed=cfg["seed"],
-        set_id=set_id,
-    )
-    images = {"iri": saved["iris"], "target": saved["targets"], "seed": saved["seeds"]}
+for path in snakemake.input.iris:
+    iri_set = IRISet.load(path)
+    trials = set_trials(iri_set, cfg)
     for name, obs in observers.items():
-        if saved["loss_spec"]["kind"].startswith("adversarial") and obs["metric"] == saved["metric"]:
+        if iri_set.loss_spec["kind"].startswith("adversarial") and obs["metric"] == iri_set.metric:
             ctx.log.warning(
-                "%s: observer %s uses metric %s, the one these IRIs were optimised against", set_id, name, obs["metric"]
+                "%s: observer %s uses metric %s, the one these IRIs were optimised against",
+                iri_set.id,
+                name,
+                obs["metric"],
             )
-        d = distances_for_trials(trials, images, obs["metric"])
-        all_responses.append(
-            simulate_population(
-                trials,
-                d,
-                n_participants=obs["n_participants"],
-                sigma=obs["sigma"],
-                sigma_spread=obs["sigma_spread"],
-                lapse=obs["lapse"],
-                seed=cfg["seed"],
-                observer=f"simulated:{name}",
-            )
-        )
+    all_responses += simulate_observers(trials, iri_set.images(), observers, cfg["seed"])
     ctx.log.info(
         "%s: %d trials (%d IRIs not converged, no trials), %d observer populations",
-        set_id,
+        iri_set.id,
         len(trials),
         trials.attrs.get("n_not_converged", 0),
         len(observers),

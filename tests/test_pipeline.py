@@ -5,11 +5,11 @@ only that files exist."""
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from conftest import ROOT, run_snakemake
 from iriflow.io import read_json
+from iriflow.iriset import IRISet
 
 TINY = {
     "targets": {"n": 4},
@@ -91,19 +91,21 @@ def test_iri_jobs_lower_the_distance_and_report_convergence(tiny_run):
     summary = pd.read_csv(work / "results/iris/summary.csv")
     assert len(summary) == 2 * 2 * 1  # models x losses x seed types
     job = work / "results/iris/mnist5k/resnet18-ce-none-s0/penultimate/regfree/other-image"
-    saved = torch.load(job / "iris.pt", weights_only=False)
-    assert saved["iris"].shape == saved["targets"].shape == saved["seeds"].shape == (4, 1, 28, 28)
+    saved = IRISet.load(job / "iris.npz")
+    assert saved.iris.shape == saved.targets.shape == saved.seeds.shape == (4, 1, 28, 28)
+    assert str(saved.id) == "mnist5k/resnet18-ce-none-s0/penultimate/regfree/other-image"
+    assert saved.settings["steps"] == 30 and saved.settings["model"] == "mnist5k/resnet18-ce-none-s0"
     curve = pd.read_csv(job / "curve.csv")
     assert curve["step"].iloc[0] == 0 and curve["step"].iloc[-1] == 30
     assert curve["mean_loss"].iloc[-1] < curve["mean_loss"].iloc[0]
     table = pd.read_csv(job / "iris.csv")
-    np.testing.assert_allclose(table["rel_dist"], saved["rel_dist"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(table["rel_dist"], saved.rel_dist, rtol=1e-5)
     assert (table["converged"] == (table["rel_dist"] < 0.5)).all()
     prov = read_json(job / "provenance.json")
     assert prov["metric"] == "ms_ssim" and prov["n"] == 4
     # the same seeds for every model of the dataset
-    other = torch.load(str(job).replace("ce-none", "ce-adv_l2") + "/iris.pt", weights_only=False)
-    assert torch.equal(other["seeds"], saved["seeds"])
+    other = IRISet.load(str(job).replace("ce-none", "ce-adv_l2") + "/iris.npz")
+    np.testing.assert_array_equal(other.seeds, saved.seeds)
 
 
 def test_simulated_judgments_and_alignment_table(tiny_run):

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 from PIL import Image
 
 from conftest import ROOT, run_snakemake
+from iriflow.iriset import IRISet
 from iriflow.judgments import build_trials, score, simulate_population
 from iriflow.responses import load_responses
 from iriflow.survey import (
@@ -96,29 +96,30 @@ def unavailable(reason: str):
 
 def fake_images(rng, n=N, size=12):
     """Distinct random grey images whose values survive the uint8 round trip."""
-    return torch.from_numpy(rng.integers(0, 256, (n, 1, size, size)) / 255.0).float()
+    return (rng.integers(0, 256, (n, 1, size, size)) / 255.0).astype(np.float32)
 
 
 def make_results(work: Path) -> dict:
-    """iris.pt of two sets (shared targets, as for one model), the model's
-    trials.csv and simulated responses. Returns {set_id: images}."""
+    """The IRI sets (iris.npz) of two sets (shared targets, as for one model),
+    the model's trials.csv and simulated responses. Returns {set_id: images}."""
     rng = np.random.default_rng(0)
     targets = fake_images(rng)
     images, tables = {}, []
     for set_id in SETS:
-        saved = {
-            "iris": fake_images(rng),
-            "targets": targets,
-            "seeds": fake_images(rng),
-            "target_label": torch.from_numpy(LABELS),
-            "converged": torch.from_numpy(CONVERGED[set_id]),
-            "metric": "ms_ssim",
-            "loss_spec": {"kind": set_id.split("/")[3]},
-        }
-        path = work / "results/iris" / set_id / "iris.pt"
-        path.parent.mkdir(parents=True)
-        torch.save(saved, path)
-        images[set_id] = {k: saved[f"{k}s"].numpy() for k in ("iri", "target", "seed")}
+        iri_set = IRISet(
+            set_id,
+            iris=fake_images(rng),
+            seeds=fake_images(rng),
+            targets=targets,
+            target_index=np.arange(N),
+            target_label=LABELS,
+            rel_dist=np.zeros(N),
+            loss=np.zeros(N),
+            converged=CONVERGED[set_id],
+            settings={"metric": "ms_ssim", "loss_spec": {"kind": set_id.split("/")[3]}},
+        )
+        iri_set.save(work / "results/iris" / set_id / "iris.npz")
+        images[set_id] = iri_set.images()
         tables.append(build_trials(N, LABELS, CONVERGED[set_id], matching_k=3, n_catch=2, seed=0, set_id=set_id))
     trials = pd.concat(tables, ignore_index=True)
     out = work / "results/judgments" / MODEL

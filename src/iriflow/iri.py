@@ -23,7 +23,8 @@ from torch import Tensor
 
 from .augment import affine_resample, gaussian_blur
 from .datasets import load_prepared
-from .io import atomic_path, torch_save
+from .io import atomic_path
+from .iriset import IRISet, SetId
 from .losses import relative_distance
 from .metrics import get_metric
 from .optim import optimize
@@ -346,47 +347,47 @@ def run_job(
     )
 
 
-def save_job(
-    inputs: JobInputs, result: IRIResult, s: Mapping[str, Any], *, iris, table, grid, curve=None, **extra: Any
-) -> None:
-    """A job's outputs: ``iris`` (torch: images, seeds, targets, results and
-    ``extra``), ``table`` (CSV per IRI), ``grid`` (PNG rows seed | IRI |
-    target) and, if given, ``curve`` (CSV of the mean loss per logged step)."""
-    torch_save(
-        iris,
-        {
-            "iris": result.iris,
-            "seeds": inputs.seeds,
-            "targets": inputs.targets,
-            "target_index": inputs.index,
-            "target_label": inputs.labels,
-            "rel_dist": result.rel_dist,
-            "loss": result.loss,
-            "converged": result.converged,
-            "metric": s["metric"],
-            "loss_spec": s["loss_spec"],
-            **extra,
-        },
+def job_set(set_id: SetId, inputs: JobInputs, result: IRIResult, s: Mapping[str, Any]) -> IRISet:
+    """The IRI set of a job: its images and results, and the settings ``s``
+    (iriflow.config.iri_settings) that made it."""
+    return IRISet(
+        set_id,
+        iris=result.iris.numpy(),
+        seeds=inputs.seeds.numpy(),
+        targets=inputs.targets.numpy(),
+        target_index=inputs.index,
+        target_label=inputs.labels.numpy(),
+        rel_dist=result.rel_dist.numpy(),
+        loss=result.loss.numpy(),
+        converged=result.converged.numpy(),
+        settings={k: v for k, v in s.items() if k != "device"},
     )
+
+
+def save_job(iri_set: IRISet, history: list[tuple[int, float]] | None = None, *, iris, table, grid, curve=None) -> None:
+    """A job's outputs: ``iris`` (the IRI set, iriflow.iriset), ``table`` (CSV
+    per IRI), ``grid`` (PNG rows seed | IRI | target) and, if given, ``curve``
+    (CSV of the mean loss per logged step of ``history``)."""
+    iri_set.save(iris)
     with atomic_path(table) as tmp:
         pd.DataFrame(
             {
-                "target": np.arange(len(result.rel_dist)),
-                "target_index": inputs.index,
-                "label": inputs.labels.numpy(),
-                "rel_dist": result.rel_dist.numpy(),
-                "loss": result.loss.numpy(),
-                "converged": result.converged.numpy(),
+                "target": np.arange(len(iri_set)),
+                "target_index": iri_set.target_index,
+                "label": iri_set.target_label,
+                "rel_dist": iri_set.rel_dist,
+                "loss": iri_set.loss,
+                "converged": iri_set.converged,
             }
         ).to_csv(tmp, index=False, float_format="%.6g")
     if curve is not None:
         with atomic_path(curve) as tmp:
-            pd.DataFrame(result.history, columns=["step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
+            pd.DataFrame(history or [], columns=["step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
     save_png(
         grid,
         image_grid(
-            torch.cat([inputs.seeds, result.iris, inputs.targets]),
-            ncol=len(result.iris),
+            torch.from_numpy(np.concatenate([iri_set.seeds, iri_set.iris, iri_set.targets])),
+            ncol=len(iri_set),
             scale=2,
             row_labels=["seed", "IRI", "target"],
         ),

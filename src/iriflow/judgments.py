@@ -53,6 +53,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 from torch import Tensor
 
+from .iriset import IRISet
 from .metrics import get_metric
 from .responses import as_responses
 
@@ -307,8 +308,8 @@ def _metric_batched(metric: str, x: Tensor, y: Tensor, batch: int = METRIC_BATCH
         )
 
 
-def _gather(refs: Sequence[str], images: Mapping[str, Tensor]) -> Tensor:
-    """Stack the images named by references like "iri:3"."""
+def _gather(refs: Sequence[str], images: Mapping[str, Tensor | np.ndarray]) -> Tensor:
+    """Stack the images (tensors or arrays) named by references like "iri:3"."""
     names = list(images)
     offsets = dict(zip(names, np.cumsum([0] + [len(images[k]) for k in names])[:-1]))
     kind, _, idx = np.char.partition(np.asarray(refs, dtype=str), ":").T
@@ -316,14 +317,14 @@ def _gather(refs: Sequence[str], images: Mapping[str, Tensor]) -> Tensor:
     if unknown:
         raise KeyError(f"image references of kinds {unknown} but images has only {names}")
     index = np.array([offsets[k] for k in kind], dtype=np.int64) + idx.astype(np.int64)
-    bank = torch.cat([images[k] for k in names])
+    bank = torch.cat([torch.as_tensor(images[k]) for k in names])
     return bank[torch.from_numpy(index)]
 
 
-def distances_for_trials(trials: pd.DataFrame, images: Mapping[str, Tensor], metric: str) -> np.ndarray:
+def distances_for_trials(trials: pd.DataFrame, images: Mapping[str, Tensor | np.ndarray], metric: str) -> np.ndarray:
     """D(query, option_k) [T, K_max] (NaN beyond a row's options), one batched
     metric call per option position. ``images`` maps "iri", "target", "seed"
-    to [N,C,H,W] tensors."""
+    to [N,C,H,W] images in [0,1] (tensors or arrays; IRISet.images())."""
     opts = split_options(trials)
     n = np.array([len(o) for o in opts])
     d = np.full((len(trials), n.max(initial=0)), np.nan)
@@ -372,6 +373,45 @@ def simulate_population(
             }
         )
     )
+
+
+def set_trials(iri_set: IRISet, cfg: Mapping, set_id: str | None = None) -> pd.DataFrame:
+    """The trials table of an IRI set under the config's ``judgments`` section
+    (alternatives, matching_k, n_catch, seed); ``set_id`` defaults to the set's id."""
+    return build_trials(
+        len(iri_set),
+        iri_set.target_label,
+        iri_set.converged,
+        alternatives=tuple(cfg["alternatives"]),
+        matching_k=cfg["matching_k"],
+        n_catch=cfg["n_catch"],
+        seed=cfg["seed"],
+        set_id=str(iri_set.id) if set_id is None else set_id,
+    )
+
+
+def simulate_observers(
+    trials: pd.DataFrame, images: Mapping[str, Tensor | np.ndarray], observers: Mapping[str, Mapping], seed: int
+) -> list[pd.DataFrame]:
+    """The responses of every calibrated population of simulated observers
+    (calibrate_observers: name -> metric, sigma, sigma_spread, lapse,
+    n_participants) to ``trials``, as ``simulated:<name>``."""
+    out = []
+    for name, obs in observers.items():
+        d = distances_for_trials(trials, images, obs["metric"])
+        out.append(
+            simulate_population(
+                trials,
+                d,
+                n_participants=obs["n_participants"],
+                sigma=obs["sigma"],
+                sigma_spread=obs["sigma_spread"],
+                lapse=obs["lapse"],
+                seed=seed,
+                observer=f"simulated:{name}",
+            )
+        )
+    return out
 
 
 # --- scoring -------------------------------------------------------------------

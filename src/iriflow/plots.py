@@ -19,6 +19,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from .analysis import MEASURE_LABELS  # noqa: E402
 from .io import atomic_path  # noqa: E402
+from .iriset import IRISet
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 SHORT_MEASURES = {
@@ -486,23 +487,22 @@ def pick_examples(labels: np.ndarray, usable: np.ndarray, n: int) -> list[int]:
 
 
 def iri_grid_figure(
-    sets: Mapping[tuple[str, str], Mapping], losses: Sequence[str], models: Sequence[str], n: int, seed_type: str
+    sets: Mapping[tuple[str, str], IRISet], losses: Sequence[str], models: Sequence[str], n: int, seed_type: str
 ) -> plt.Figure:
     """Rows: the seed, the target, then per IRI loss the IRIs of each model
     (standard, robust); columns: example targets. Non-converged IRIs are
-    framed in red. ``sets[(loss, model)]`` holds numpy arrays iris, seeds,
-    targets [N,C,H,W] in [0,1], target_label [N], converged [N]."""
+    framed in red. ``sets[(loss, model)]`` is an IRI set."""
     _theme()
     first = next(iter(sets.values()))
-    labels = np.asarray(first["target_label"])
-    usable = np.all([np.asarray(s["converged"]) for s in sets.values()], axis=0)
+    labels = first.target_label
+    usable = np.all([s.converged for s in sets.values()], axis=0)
     idx = pick_examples(labels, usable, n)
-    rows = [("seed", first["seeds"], None), ("target", first["targets"], None)]
+    rows = [("seed", first.seeds, None), ("target", first.targets, None)]
     group_of = [0, 0]
     for g, loss in enumerate(losses, start=1):
         for m in models:
             s = sets[(loss, m)]
-            rows.append((f"{loss}\n{m.split('/')[-1]}", s["iris"], np.asarray(s["converged"])))
+            rows.append((f"{loss}\n{m.split('/')[-1]}", s.iris, s.converged))
             group_of.append(g)
     heights = []
     for k in range(len(rows)):
