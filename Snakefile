@@ -43,6 +43,7 @@ include: "rules/judgments.smk"
 include: "rules/survey.smk"
 include: "rules/analysis.smk"
 include: "rules/rsa.smk"
+include: "rules/engstrom.smk"
 
 
 rule all:
@@ -54,6 +55,7 @@ rule all:
         rules.score_alignment.output.alignment,
         rules.figures.input,
         RSA_TARGETS,
+        rules.engstrom.input,
 
 
 # The HTML report (figures, tables and statistics with their captions), once

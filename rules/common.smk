@@ -9,11 +9,13 @@ from iriflow.config import (
     ConfigError,
     ModelSpec,
     datasets_used,
+    engstrom_settings,
     iri_settings,
     model_grid,
     model_settings,
     validate_config,
 )
+from iriflow.iriset import procedure_set_id
 
 try:
     _validated = validate_config(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
@@ -97,3 +99,18 @@ def data_outputs():
         ],
         dataset=DATASETS,
     )
+
+
+def engstrom_sets(procedure, model_ids=None):
+    """The IRI sets (iris.npz) of an Engstrom procedure (features, addition,
+    interpolation; rules/engstrom.smk), one per model."""
+    e = config["engstrom"]
+    return [
+        f"{R}/engstrom/{procedure_set_id(m, e['layer'], procedure, e['features']['seed_type'])}/iris.npz"
+        for m in (model_ids or ALL_MODEL_IDS)
+    ]
+
+
+def model_feature_set(wildcards):
+    """The feature-visualisation set of one model (it carries feature-2afc trials)."""
+    return engstrom_sets("features", [f"{wildcards.dataset}/{wildcards.model}"])

@@ -33,6 +33,7 @@ rule calibrate_observers:
 rule simulate_judgments:
     input:
         iris=model_iri_sets,
+        features=model_feature_set,  # feature-2afc trials (rules/engstrom.smk)
         calibration=rules.calibrate_observers.output.calibration,
     output:
         trials=f"{R}/judgments/{{dataset}}/{{model}}/trials.csv",

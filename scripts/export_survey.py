@@ -11,7 +11,7 @@ from iriflow.runtime import RuleContext
 from iriflow.survey import SurveyError, export_survey
 
 ctx = RuleContext(snakemake)
-sets = {str(s.id): s for s in map(IRISet.load, snakemake.input.iris)}
+sets = {str(s.id): s for s in map(IRISet.load, [*snakemake.input.iris, *snakemake.input.features])}
 trials = pd.concat([pd.read_csv(p, keep_default_na=False) for p in snakemake.input.trials], ignore_index=True)
 
 

@@ -1,6 +1,7 @@
-"""Rule simulate_judgments: the trials of every IRI set of one model,
-answered by each configured population of simulated observers (in the schema
-of real responses), with the decision noise from calibrate_observers."""
+"""Rule simulate_judgments: the trials of every IRI set of one model (and the
+feature-2afc trials of its feature-visualisation set), answered by each
+configured population of simulated observers (in the schema of real
+responses), with the decision noise from calibrate_observers."""
 
 import pandas as pd
 
@@ -13,7 +14,7 @@ ctx = RuleContext(snakemake)
 cfg = snakemake.params.judgments
 observers = read_json(snakemake.input.calibration)  # name -> metric, sigma, sigma_spread, lapse, n_participants
 all_trials, all_responses = [], []
-for path in snakemake.input.iris:
+for path in [*snakemake.input.iris, *snakemake.input.features]:
     iri_set = IRISet.load(path)
     trials = set_trials(iri_set, cfg)
     for name, obs in observers.items():

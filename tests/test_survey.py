@@ -205,7 +205,8 @@ def test_embedded_trials_equal_the_trials_table(fake):
     assert [t["trial_id"] for t in data["trials"]] == trials["trial_id"].tolist()
     assert [t["set_id"] for t in data["trials"]] == trials["set_id"].tolist()
     assert [len(t["options"]) for t in data["trials"]] == trials["n_options"].tolist()
-    assert set().union(*map(set, data["trials"])) == {"trial_id", "set_id", "query", "options", "px"}
+    assert set().union(*map(set, data["trials"])) == {"trial_id", "set_id", "query", "options", "px", "question"}
+    assert {t["question"] for t in data["trials"]} == {"similar"}  # no feature-2afc trials here
     assert {t["px"] for t in data["trials"]} == {168}  # 12 px images at 14x
     assert data["post_url"] == "" and data["order_seed"] == 0 and data["format"] == 1
 

@@ -25,11 +25,13 @@ from .config import ConfigError, ModelSpec
 from .io import tex_escape
 
 SET_PARTS = ("dataset", "model", "layer", "loss", "seed_type")
-MEASURES = ("2afc:other-target", "2afc:seed", "matching")
+FEATURE_MEASURE = "feature-2afc:bottom"
+MEASURES = ("2afc:other-target", "2afc:seed", "matching", FEATURE_MEASURE)
 MEASURE_LABELS = {
     "2afc:seed": "2AFC, IRI's target vs its seed",
     "2afc:other-target": "2AFC, IRI's target vs another class's target",
     "matching": "matching, k IRIs to their k targets",
+    FEATURE_MEASURE: "feature-2afc, a unit's top- vs bottom-activating test image given its visualisation",
 }
 ADVERSARIAL_OBJECTIVES = ("trades", "mart")
 FACTOR_LABELS = {
@@ -328,7 +330,11 @@ FINDINGS = {
     "look aligned; under the adversarial loss no model does.",
     3: "SimCLR with adversarial views yields aligned IRIs during training (mid-training in the paper); "
     "plain SimCLR does not.",
+    4: "Robust models' feature visualisations predict which images activate the feature better than standard "
+    "models' do (Engstrom et al. 2019, measured as in Borowski et al. / Zimmermann et al. 2021).",
 }
+# The measure a finding is stated for when it is not the primary measure.
+FINDING_MEASURES = {4: FEATURE_MEASURE}
 FINDING_COLUMNS = (
     "finding",
     "observer",
@@ -555,6 +561,44 @@ def finding_3(an, observer: str, measure: str, scores: pd.DataFrame | None, alph
     }
 
 
+def finding_4(an, observer: str, measure: str, alpha: float) -> dict:
+    if an is None or "adversarial" not in an.factors:
+        return _not_testable(4, observer, measure, "no feature-2afc answers of both standard and robust models")
+    t = _row(an.tests, scope="all", term="adversarial")
+    c = _row(
+        an.contrasts, family="factor", factor="adversarial", level_a="adversarial", level_b="standard", condition="all"
+    )
+    if t is None or c is None:
+        return _not_testable(4, observer, measure, "no adversarial vs standard contrast of the feature-2afc answers")
+    per_arch = an.contrasts.loc[
+        (an.contrasts["family"] == "factor")
+        & (an.contrasts["factor"] == "adversarial")
+        & an.contrasts["condition"].str.match(r"^arch=")
+    ]
+    archs = "; ".join(_contrast_text(r, r["condition"].split("arch=")[1] + " ") for _, r in per_arch.iterrows())
+    vc = an.contrasts.loc[an.contrasts["family"] == "vs-chance"]
+    above = vc.loc[(vc["p_holm"] < alpha) & (vc["diff_pp"] > 0), "level_a"].tolist()
+    ok = t["p"] < alpha and c["diff_pp"] > 0
+    detail = (
+        f"robust - standard {_contrast_text(c)}; {_test_text(t)}"
+        + (f". By architecture: {archs}" if archs else "")
+        + f". Above chance (one-sided, Holm): {len(above)} of {len(vc)} models"
+        + (f" ({', '.join(m.split('/')[-1] for m in above)})" if above else "")
+    )
+    return {
+        "finding": 4,
+        "observer": observer,
+        "measure": measure,
+        "verdict": "supported" if ok else "not supported",
+        "statistic": t["chi2"],
+        "df": t["df_adj"],
+        "df_resid": t["df_resid"],
+        "p": t["p"],
+        "effect_pp": c["diff_pp"],
+        "detail": detail,
+    }
+
+
 def evaluate_findings(
     main: Mapping[tuple[str, str], Any],
     checkpoints: Mapping[tuple[str, str], Any],
@@ -570,6 +614,9 @@ def evaluate_findings(
     adversarial = [loss for loss in losses if kinds[loss] == "adversarial"]
     rows = []
     for (observer, measure), an in main.items():
+        if measure == FEATURE_MEASURE:
+            rows.append(finding_4(an, observer, measure, alpha))
+            continue
         rows.append(finding_1(an, observer, measure, regfree, alpha))
         rows.append(finding_2(an, observer, measure, regfree, priors, adversarial, alpha))
         sc = None
@@ -613,10 +660,11 @@ def summary_text(
     ]
     for n, claim in FINDINGS.items():
         lines.append(f"Finding {n}. {claim}")
+        measure = FINDING_MEASURES.get(n, primary_measure)
+        if measure != primary_measure:
+            lines.append(f"  measure: {measure} ({MEASURE_LABELS.get(measure, '')})")
         row = findings.loc[
-            (findings["finding"] == n)
-            & (findings["observer"] == primary_observer)
-            & (findings["measure"] == primary_measure)
+            (findings["finding"] == n) & (findings["observer"] == primary_observer) & (findings["measure"] == measure)
         ]
         if row.empty:
             lines.append("  verdict: not testable (no answers of the primary observer and measure)")
@@ -631,7 +679,7 @@ def summary_text(
             lines += _wrap(f"evidence: {r['detail']}", "  ")
         others = findings.loc[
             (findings["finding"] == n)
-            & ~((findings["observer"] == primary_observer) & (findings["measure"] == primary_measure))
+            & ~((findings["observer"] == primary_observer) & (findings["measure"] == measure))
         ]
         if len(others):
             lines.append(

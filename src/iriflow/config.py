@@ -182,6 +182,7 @@ def check_references(cfg: Mapping[str, Any]) -> None:
                 "expected a unique name (set 'name' when two observers share a metric)"
             )
     metrics_used += [(f"iris.loss_defs.{k}.metric", v["metric"]) for k, v in iris["loss_defs"].items() if "metric" in v]
+    metrics_used.append(("engstrom.interpolation.metric", cfg["engstrom"]["interpolation"]["metric"]))
     for key, name in metrics_used:
         if name not in METRIC_NAMES:
             problems.append(f"{key}: {name!r} is not a registered metric; expected one of {sorted(METRIC_NAMES)}")
@@ -290,3 +291,12 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
         **{k: iris[k] for k in keys},
         "device": cfg["device"],
     }
+
+
+def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
+    """What makes one procedure's job of the Engstrom stage (iriflow.engstrom):
+    the layer, the seed, the procedure's section and, for feature addition,
+    the number of visualised coordinates (it adds those)."""
+    e = cfg["engstrom"]
+    extra = {"k": e["features"]["k"]} if procedure == "addition" else {}
+    return {"layer": e["layer"], "seed": e["seed"], **e[procedure], **extra, "device": cfg["device"]}

@@ -15,7 +15,16 @@ The file (``iris.npz``) is a plain NumPy archive, readable without torch:
 (final value of the IRI loss), ``converged`` (bool, ``rel_dist`` below the
 threshold), the set id and the settings that made the set (model, layer,
 loss spec, seed type, metric, steps, step size, schedule, threshold, ...)
-as JSON."""
+as JSON.
+
+Procedures that are not inversions (iriflow.engstrom: feature visualisation,
+feature addition, interpolation) store their sets in the same file: ``iris``
+are the images the procedure made and ``seeds`` where it started, and what
+does not fit the common fields goes into ``extra``, named arrays stored as
+``extra.<name>``. A 4-D float ``extra`` array is a further image bank that
+trials may refer to (``"<name>:<i>"``, ``IRISet.images``); any other is a
+per-item value (e.g. the coordinate a feature set maximised). The module that
+writes a procedure's sets documents its fields."""
 
 from __future__ import annotations
 
@@ -36,6 +45,18 @@ SET_PARTS = ("dataset", "model", "layer", "loss", "seed_type")
 _EPOCH = re.compile(r"^epoch(\d{4})$")
 _PART = re.compile(r"^[A-Za-z0-9_.+-]+$")
 ARRAYS = ("iris", "seeds", "targets", "target_index", "target_label", "rel_dist", "loss", "converged")
+EXTRA_PREFIX = "extra."
+_EXTRA_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+BANKS = ("iri", "target", "seed")
+
+
+# The sets of the procedures that are not inversions (iriflow.engstrom): the
+# loss and seed-type parts of their ids (None: the procedure's configured seed type).
+PROCEDURES = {
+    "features": ("feature-vis", None),
+    "addition": ("feature-add", "test-image"),
+    "interpolation": ("interpolation", "pixel-blend"),
+}
 
 
 class IRISetError(ValueError):
@@ -84,6 +105,13 @@ class SetId:
         return SetId(self.dataset, self.model, self.layer, self.loss, self.seed_type, epoch)
 
 
+def procedure_set_id(model_id: str, layer: str, procedure: str, seed_type: str | None = None) -> SetId:
+    """The id of a procedure's set (``PROCEDURES``) for one model (``<dataset>/<model>``)."""
+    loss, start = PROCEDURES[procedure]
+    dataset, model = model_id.split("/", 1)
+    return SetId(dataset, model, layer, loss, start or seed_type)
+
+
 def split_set_ids(set_ids) -> dict[str, list[str]]:
     """Columns dataset, model, layer, loss, seed_type (and epoch, -1 for final
     models) of a sequence of set ids, e.g. to add to a table."""
@@ -107,6 +135,7 @@ class IRISet:
     loss: np.ndarray
     converged: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.id, str):
@@ -128,6 +157,23 @@ class IRISet:
         for name in ("target_index", "target_label", "rel_dist", "loss", "converged"):
             if getattr(self, name).shape != (n,):
                 raise IRISetError(f"IRI set {self.id}: {name} must have shape ({n},), got {getattr(self, name).shape}")
+        extra = {}
+        for name, value in self.extra.items():
+            if not _EXTRA_NAME.match(name) or name in ARRAYS or name in BANKS:
+                raise IRISetError(
+                    f"IRI set {self.id}: extra array name {name!r}: expected lower-case letters, digits and '_', "
+                    f"none of {list(ARRAYS + BANKS)}"
+                )
+            value = np.asarray(value)
+            if _is_bank(value):
+                if value.shape[1:] != self.iris.shape[1:]:
+                    raise IRISetError(
+                        f"IRI set {self.id}: image bank {name!r} has images of shape {value.shape[1:]}, "
+                        f"expected {self.iris.shape[1:]} as in iris"
+                    )
+                value = value.astype(np.float32)
+            extra[name] = value
+        self.extra = extra
 
     def __len__(self) -> int:
         return len(self.iris)
@@ -142,12 +188,15 @@ class IRISet:
         return self.settings.get("loss_spec", {"kind": self.id.loss})
 
     def images(self) -> dict[str, np.ndarray]:
-        """The image banks that trials refer to: ``iri:<i>``, ``target:<i>``, ``seed:<i>``."""
-        return {"iri": self.iris, "target": self.targets, "seed": self.seeds}
+        """The image banks that trials refer to: ``iri:<i>``, ``target:<i>``,
+        ``seed:<i>``, and ``<name>:<i>`` for every 4-D float ``extra`` array."""
+        banks = dict(zip(BANKS, (self.iris, self.targets, self.seeds)))
+        return banks | {k: v for k, v in self.extra.items() if _is_bank(v)}
 
     def save(self, path: str | Path) -> None:
         """Write the set to ``path`` (an ``iris.npz``) atomically; equal sets give equal bytes."""
         arrays = {name: getattr(self, name) for name in ARRAYS}
+        arrays |= {EXTRA_PREFIX + name: value for name, value in self.extra.items()}
         meta = {"id": str(self.id), "settings": self.settings}
         save_npz(path, **arrays, meta=np.array(json.dumps(meta, sort_keys=True, default=_json_default)))
 
@@ -161,7 +210,13 @@ class IRISet:
         if missing:
             raise IRISetError(f"{path}: not an IRI set file (missing {missing})")
         meta = json.loads(str(z["meta"]))
-        return cls(SetId.parse(meta["id"]), *(z[k] for k in ARRAYS), settings=meta["settings"])
+        extra = {k.removeprefix(EXTRA_PREFIX): v for k, v in z.items() if k.startswith(EXTRA_PREFIX)}
+        return cls(SetId.parse(meta["id"]), *(z[k] for k in ARRAYS), settings=meta["settings"], extra=extra)
+
+
+def _is_bank(value: np.ndarray) -> bool:
+    """A 4-D float array: a bank of [C,H,W] images."""
+    return value.ndim == 4 and value.dtype.kind == "f"
 
 
 def _json_default(obj: Any) -> Any:

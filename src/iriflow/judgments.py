@@ -6,11 +6,13 @@ answer a participant gives):
 
 - ``set_id`` (str): the IRI set (model, layer, IRI loss, seed type).
 - ``trial_id`` (str): unique id, ``<set_id>/2afc-<alternative>/<i>``,
-  ``<set_id>/matching/<group>/<i>`` or ``<set_id>/catch/<n>``.
-- ``kind`` (str): ``"2afc"``, ``"matching"`` or ``"catch"``.
+  ``<set_id>/matching/<group>/<i>``, ``<set_id>/catch/<n>`` or
+  ``<set_id>/feature-2afc/<f>/<j>``.
+- ``kind`` (str): ``"2afc"``, ``"matching"``, ``"catch"`` or
+  ``"feature-2afc"``.
 - ``alternative`` (str): for 2afc the non-target option, ``"seed"`` (the
-  IRI's own seed) or ``"other-target"`` (a target of another class); ``""``
-  for matching and catch trials.
+  IRI's own seed) or ``"other-target"`` (a target of another class); for
+  feature-2afc ``"bottom"``; ``""`` for matching and catch trials.
 - ``target`` (int64): index i of the target (and of its IRI) in the set.
 - ``target_label`` (int64): the class of target i.
 - ``group`` (int64): the matching trial (one screen showing k targets and
@@ -27,6 +29,18 @@ Image references are ``"iri:<i>"``, ``"target:<i>"``, ``"seed:<i>"``: index i
 into the set's ``iris``, ``targets`` and ``seeds`` tensors. Non-converged IRIs
 get no trials; the table's ``attrs["not_converged"]`` lists them (and
 ``attrs["n_not_converged"]`` counts them) for the caller to report.
+
+Feature-2afc trials (Borowski et al. 2021, Zimmermann et al. 2021) belong to
+the feature-visualisation sets of iriflow.engstrom (set id part
+``feature-vis``): given the visualisation of a unit (query ``iri:<f>``),
+which of two test images activates the unit more, one of its n
+top-activating images (``top:<f*n+j>``, correct) or one of its n
+bottom-activating ones (``bottom:<f*n+j'>``)? Each top image of a unit is
+paired once with a bottom image (a seeded permutation); ``target`` is the
+unit's index f in the set. Visualisations that do not activate their unit
+more than every test image did not converge and get no trials; these sets
+have no matching or catch trials. ``set_trials`` picks the builder by the
+set id.
 
 Responses follow iriflow.responses.RESPONSE_COLUMNS, for simulated and real
 observers alike.
@@ -53,7 +67,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 from torch import Tensor
 
-from .iriset import IRISet
+from .iriset import PROCEDURES, IRISet
 from .metrics import get_metric
 from .responses import as_responses
 
@@ -83,8 +97,11 @@ TRIAL_DTYPES = {
     "n_options": "int64",
     "correct": "int64",
 }
-KINDS = ("2afc", "matching", "catch")
+KINDS = ("2afc", "matching", "catch", "feature-2afc")
 ALTERNATIVES = ("seed", "other-target")
+FEATURE_SET = PROCEDURES["features"][0]  # the loss part of a feature-visualisation set's id
+FEATURE_KIND = "feature-2afc"
+FEATURE_ALTERNATIVE = "bottom"
 SCORE_COLUMNS = (
     "set_id",
     "kind",
@@ -124,10 +141,12 @@ def _two_option_rows(
     others: list[str],
     ids: list[str],
     labels: np.ndarray,
+    rights: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows of two-option trials with the target's side balanced and shuffled."""
+    """Rows of two-option trials with the right option's side balanced and
+    shuffled; the right options are the targets unless ``rights`` names them."""
     correct = rng.permutation(np.arange(len(targets)) % 2)
-    tgt = [f"target:{i}" for i in targets]
+    tgt = [f"target:{i}" for i in targets] if rights is None else rights
     options = [f"{t}|{o}" if c == 0 else f"{o}|{t}" for t, o, c in zip(tgt, others, correct)]
     return pd.DataFrame(
         {
@@ -375,9 +394,39 @@ def simulate_population(
     )
 
 
+def feature_trials(iri_set: IRISet, *, seed: int = 0, set_id: str | None = None) -> pd.DataFrame:
+    """The feature-2afc trials of a feature-visualisation set (module
+    docstring): one per top-activating image of every converged unit."""
+    set_id = str(iri_set.id) if set_id is None else set_id
+    n = iri_set.extra["top_index"].shape[1]
+    ok = np.flatnonzero(iri_set.converged)
+    rng = np.random.default_rng(seed)
+    unit = np.repeat(ok, n)
+    j = np.tile(np.arange(n), len(ok))
+    partner = np.concatenate([rng.permutation(n) for _ in ok]) if len(ok) else np.zeros(0, dtype=np.int64)
+    trials = _two_option_rows(
+        rng,
+        set_id,
+        FEATURE_KIND,
+        FEATURE_ALTERNATIVE,
+        unit,
+        [f"iri:{f}" for f in unit],
+        [f"bottom:{f * n + p}" for f, p in zip(unit, partner)],
+        [f"{set_id}/{FEATURE_KIND}/{f}/{i}" for f, i in zip(unit, j)],
+        np.asarray(iri_set.target_label, dtype=np.int64),
+        rights=[f"top:{f * n + i}" for f, i in zip(unit, j)],
+    ).astype(TRIAL_DTYPES)
+    trials.attrs["not_converged"] = np.flatnonzero(~iri_set.converged).tolist()
+    trials.attrs["n_not_converged"] = int((~iri_set.converged).sum())
+    return trials
+
+
 def set_trials(iri_set: IRISet, cfg: Mapping, set_id: str | None = None) -> pd.DataFrame:
     """The trials table of an IRI set under the config's ``judgments`` section
-    (alternatives, matching_k, n_catch, seed); ``set_id`` defaults to the set's id."""
+    (alternatives, matching_k, n_catch, seed); ``set_id`` defaults to the set's
+    id. Feature-visualisation sets get feature-2afc trials instead."""
+    if iri_set.id.loss == FEATURE_SET:
+        return feature_trials(iri_set, seed=cfg["seed"], set_id=set_id)
     return build_trials(
         len(iri_set),
         iri_set.target_label,

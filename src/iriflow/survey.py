@@ -11,8 +11,11 @@ Folder layout (``export_survey``)::
     stimuli/         one PNG per distinct image, named by a hash of its bytes
 
 The embedded data (``survey_data``) holds the settings, every trial (its
-``trial_id``, ``set_id``, the query image and the option images in the
-trials table's display order) and the participant lists. It does not say
+``trial_id``, ``set_id``, the query image, the option images in the
+trials table's display order and the ``question`` asked: ``"activation"``
+for feature-2afc trials, which ask which image makes the visualised unit
+respond more, else ``"similar"``, which asks which image looks most like
+the query; survey.js holds the wording) and the participant lists. It does not say
 which option is correct: scoring happens after import, against the trials
 table (iriflow.responses.load_responses).
 
@@ -64,6 +67,8 @@ ASSETS = {
     "jspsych/plugin-preload.js": "@jspsych/plugin-preload/dist/index.browser.min.js",
     "jspsych/plugin-survey-html-form.js": "@jspsych/plugin-survey-html-form/dist/index.browser.min.js",
 }
+# The question each trial kind asks (texts in survey.js); the rest ask "similar".
+QUESTIONS = {"feature-2afc": "activation"}
 HASH_CHARS = 20  # 80 bits of sha256: collisions are not a practical concern
 NPM_TIMEOUT_S = 600
 DATA_FORMAT = 1
@@ -225,6 +230,7 @@ def survey_data(
                 "set_id": r.set_id,
                 "query": f"stimuli/{names[(r.set_id, r.query)]}",
                 "options": [f"stimuli/{names[(r.set_id, o)]}" for o in r.options.split("|")],
+                "question": QUESTIONS.get(r.kind, "similar"),
                 "px": display_size(int(sizes[r.set_id]), int(settings["image_px"])),
             }
         )

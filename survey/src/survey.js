@@ -24,7 +24,12 @@
 
   var PARTICIPANT_RE = /^[A-Za-z0-9_-]{1,64}$/;  // = iriflow.survey.PARTICIPANT_PATTERN
   var LIST_RE = /^[0-9]{1,6}$/;
-  var QUESTION = "Which of the images below looks most like the image above?";
+  // The question of each trial ("question" in the data; iriflow.survey.QUESTIONS).
+  var QUESTIONS = {
+    similar: "Which of the images below looks most like the image above?",
+    activation: "The image above shows what one unit of a neural network responds to most strongly. " +
+      "Which of the images below makes that unit respond more?"
+  };
 
   // --- helpers ------------------------------------------------------------------
 
@@ -142,7 +147,8 @@
     plan.splice(0, plan.length);
     members.forEach(function (index) {
       var t = data.trials[index];
-      plan.push({trial_id: t.trial_id, set_id: t.set_id, query: t.query, options: t.options, px: t.px});
+      plan.push({trial_id: t.trial_id, set_id: t.set_id, query: t.query, options: t.options, px: t.px,
+        question: t.question});
     });
     jsPsych.data.addProperties({participant: state.participant, list: list, survey_id: data.survey_id});
   }
@@ -173,6 +179,7 @@
       "<p>On each screen you see one image at the top and two or more images below it.</p>" +
       "<p>Click the image below that looks <b>most like</b> the image at the top. " +
       "Some images are noisy or unusual: go with your first impression.</p>" +
+      "<p>Some screens ask another question about the images; the question is written above them.</p>" +
       "<p>There are no time limits, but please do not think too long about any one screen. " +
       "A bar at the top shows your progress.</p></div>",
       "<div class=\"iri-text\"><h2>Before you start</h2>" +
@@ -229,7 +236,8 @@
     stimulus: function () {
       var q = jsPsych.evaluateTimelineVariable("query");
       var px = jsPsych.evaluateTimelineVariable("px");
-      return "<p class=\"iri-question\">" + QUESTION + "</p><div class=\"iri-query\">" +
+      var question = QUESTIONS[jsPsych.evaluateTimelineVariable("question")] || QUESTIONS.similar;
+      return "<p class=\"iri-question\">" + question + "</p><div class=\"iri-query\">" +
         imageHtml(q, px, "iri-img") + "</div>";
     },
     choices: jsPsych.timelineVariable("options"),

@@ -1,0 +1,486 @@
+"""Engstrom et al. 2019 ("Adversarial robustness as a prior for learned
+representations") beyond inversion: direct feature visualisation, feature
+addition and interpolation in representation space. Each runs the project's
+one input-space optimiser (``iriflow.optim.optimize``) on the one
+representation extractor (``iriflow.represent``) and stores its images as an
+IRI set (``iriflow.iriset``), so that trials, the survey and the figures read
+them like any other set. Set ids are
+``<dataset>/<model>/<layer>/<procedure>/<start>`` (``iriflow.iriset.PROCEDURES``):
+
+``feature-vis/<seed type>`` (``features``): k coordinates i of the
+representation, drawn (seeded) among those that some test image activates,
+each maximised, R(x)_i, from a seed (grey noise: ``iriflow.iri.SEEDS``) by
+normalised L2 steps inside an L2 ball of radius ``eps``. ``iris``: the
+visualisations; ``seeds``: the seeds; ``targets``, ``target_index``,
+``target_label``: the test image that activates the coordinate most;
+``loss``: the coordinate's value at the visualisation; ``rel_dist``: NaN (no
+representation target); ``converged``: the visualisation activates the
+coordinate more than every test image does. ``extra``: ``feature`` [k] (the
+coordinates), ``seed_activation`` [k], ``top`` and ``bottom`` (image banks of
+k * n images: the n test images that activate coordinate f most, in
+decreasing order, at f * n .. f * n + n - 1, and the n that activate it
+least, in increasing order; ties broken by a seeded permutation),
+``top_index``, ``bottom_index``, ``top_activation``, ``bottom_activation``
+[k, n]. These sets carry the ``feature-2afc`` trials (iriflow.judgments).
+
+``feature-add/test-image`` (``addition``): from a test image x, maximise
+min(R(x)_i - on, 0), i.e. raise coordinate i until it is "on" (above
+on = ``on_level``); the objective is flat from there, so the image stops changing and
+the first iterate above ``on`` is kept. The coordinates are those of the
+feature visualisation, taken in turn, each added to a test image (seeded)
+on which it is off. ``seeds``: the test images; ``iris``: the images after;
+``targets`` etc.: the test image that activates the added coordinate most
+(what "the feature" looks like); ``loss``: min(R_i - on, 0) after;
+``rel_dist``: NaN; ``converged``: R_i > on after. ``extra``: ``feature``,
+``seed_index``, ``seed_label``, ``seed_activation``, ``activation``.
+
+``interpolation/pixel-blend`` (``interpolation``): for pairs (a, b) of test
+images of different classes (seeded, the same for every model) and
+``n_lambda`` values lambda from 0 to 1, invert lambda R(a) + (1 - lambda)
+R(b) (relative L2 distance, as the regfree IRI loss) from the pixel blend
+lambda a + (1 - lambda) b. Frames are pair-major, lambda ascending.
+``iris``: the representation path; ``seeds``: the pixel path; ``targets``
+etc.: a; ``rel_dist`` and ``loss``: the frame's relative distance to its
+lambda target; ``converged``: below ``threshold``. ``extra``: ``lam``,
+``pair``, ``other`` (image bank: b per frame), ``other_index``,
+``other_label``, ``seed_rel_dist`` (the pixel blend's relative distance to
+the same target).
+
+Path smoothness (``path_smoothness``): for each pair and path, the
+perceptual distances between consecutive frames: their sum (path length),
+that sum over the distance between the end frames (detour: 1 for a path
+that goes straight, in that metric, from one end to the other) and the
+largest step's share of the length (1 / (n_lambda - 1) for evenly paced
+steps, 1 for a single jump)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .iri import SeedContext, make_seeds, seed_generator, step_schedule
+from .iriset import IRISet, SetId
+from .losses import relative_distance
+from .metrics import get_metric
+from .optim import optimize
+from .represent import Representation, extract, representation
+
+SMOOTHNESS_COLUMNS = ("model", "pair", "path", "length", "detour", "max_share")
+
+
+def _rng(seed: int, what: str) -> np.random.Generator:
+    """A generator per (seed, purpose): the draws of one procedure do not shift another's."""
+    return np.random.default_rng([seed, zlib.crc32(what.encode())])
+
+
+# --- selections ----------------------------------------------------------------
+
+
+def choose_features(acts: Tensor, k: int, seed: int) -> np.ndarray:
+    """k coordinates (sorted), drawn without replacement among those that
+    some image of ``acts`` [M, D] activates (> 0): a dead unit has no top
+    images to compare its visualisation with."""
+    alive = np.flatnonzero(acts.max(0).values.numpy() > 0)
+    if len(alive) < k:
+        raise ValueError(f"{k} coordinates requested, but only {len(alive)} of {acts.shape[1]} are ever active")
+    return np.sort(_rng(seed, "features").choice(alive, k, replace=False))
+
+
+def extreme_images(acts: Tensor, features: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices [k, n] of the n images that activate each coordinate most
+    (decreasing) and least (increasing); ties (e.g. the many zeros after a
+    ReLU) are broken by a seeded random order."""
+    a = acts.numpy()[:, features].astype(np.float64)
+    if len(a) < 2 * n:
+        raise ValueError(f"{n} top and {n} bottom images requested from only {len(a)} images")
+    tie = _rng(seed, "ties").random(a.shape)  # a fresh order per coordinate
+    order = np.stack([np.lexsort((tie[:, j], a[:, j])) for j in range(a.shape[1])])  # ascending
+    return order[:, ::-1][:, :n].copy(), order[:, :n].copy()
+
+
+def addition_sources(acts: Tensor, features: np.ndarray, n: int, on: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n (test image, coordinate) pairs: the coordinates in turn, each with a
+    distinct image (seeded) on which it is off (at most ``on``)."""
+    rng = _rng(seed, "addition")
+    a = acts.numpy()
+    used: set[int] = set()
+    images, coords = [], []
+    for j in range(n):
+        f = int(features[j % len(features)])
+        pool = np.setdiff1d(np.flatnonzero(a[:, f] <= on), list(used))
+        if not len(pool):
+            raise ValueError(f"no unused test image has coordinate {f} at or below {on}")
+        i = int(rng.choice(pool))
+        used.add(i)
+        images.append(i)
+        coords.append(f)
+    return np.array(images, dtype=np.int64), np.array(coords, dtype=np.int64)
+
+
+def interpolation_pairs(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n pairs [n, 2] of distinct test images of different classes, no image twice."""
+    order = list(_rng(seed, "pairs").permutation(len(labels)))
+    pairs = []
+    while len(pairs) < n and order:
+        i = order.pop(0)
+        j = next((j for j in order if labels[j] != labels[i]), None)
+        if j is not None:
+            order.remove(j)
+            pairs.append((int(i), int(j)))
+    if len(pairs) < n:
+        raise ValueError(f"{n} pairs of images of different classes requested, found {len(pairs)}")
+    return np.array(pairs, dtype=np.int64)
+
+
+# --- the three procedures (all through iriflow.optim.optimize) -----------------
+
+
+def unit(rep: Representation, features: Tensor) -> Callable[[Tensor], Tensor]:
+    """x [B,...] -> R(x)[b, features[b]] [B]."""
+    idx = features.view(-1, 1)
+    return lambda x: rep(x).gather(1, idx).squeeze(1)
+
+
+def visualise(
+    rep: Representation,
+    features: Tensor,
+    seeds: Tensor,
+    *,
+    steps: int,
+    step_size: float,
+    eps: float,
+    schedule: str = "constant",
+):
+    """Maximise coordinate features[b] from seeds[b] (normalised L2 steps in
+    an L2 ball of radius eps, of constant size or decayed: iriflow.iri.step_schedule);
+    each image's best iterate and its activation."""
+    return optimize(
+        unit(rep, features),
+        seeds,
+        rule="l2",
+        steps=steps,
+        step_size=step_schedule(step_size, steps, schedule),
+        eps=eps,
+        keep_best=True,
+        maximize=True,
+    )
+
+
+def add_feature(rep: Representation, features: Tensor, x: Tensor, *, on: float, steps: int, step_size: float):
+    """Maximise min(R(x)_i - on, 0) from x: the first iterate whose unit is
+    above ``on`` (the objective is flat there, the gradient zero)."""
+    u = unit(rep, features)
+    return optimize(
+        lambda z: (u(z) - on).clamp(max=0.0),
+        x,
+        rule="l2",
+        steps=steps,
+        step_size=step_size,
+        keep_best=True,
+        maximize=True,
+    )
+
+
+def interpolate(
+    rep: Representation,
+    a: Tensor,
+    b: Tensor,
+    lam: Tensor,
+    *,
+    steps: int,
+    step_size: float,
+    schedule: str = "constant",
+):
+    """Frames (pair-major, lambda ascending) inverting lambda R(a) + (1 -
+    lambda) R(b) from lambda a + (1 - lambda) b. Returns the optimiser's
+    result, the pixel blends and the representation targets."""
+    n, m = len(a), len(lam)
+    w = lam.to(a).repeat(n)
+    wi = w.view(-1, 1, 1, 1)
+    blends = wi * a.repeat_interleave(m, 0) + (1 - wi) * b.repeat_interleave(m, 0)
+    with torch.no_grad():
+        ra, rb = rep(a), rep(b)
+    wr = w.view(-1, 1)
+    targets = wr * ra.repeat_interleave(m, 0) + (1 - wr) * rb.repeat_interleave(m, 0)
+    result = optimize(
+        lambda x: relative_distance(rep(x), targets),
+        blends,
+        rule="l2",
+        steps=steps,
+        step_size=step_schedule(step_size, steps, schedule),
+        keep_best=True,
+    )
+    return result, blends, targets
+
+
+# --- one model's set per procedure ---------------------------------------------
+
+
+def _prepare(model: torch.nn.Module, layer: str, device) -> Representation:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()
+    return representation(model, layer, fake_relu=True)
+
+
+def features_set(
+    model: torch.nn.Module,
+    sid: SetId,
+    test_x: Tensor,
+    test_y: Tensor,
+    s: Mapping[str, Any],
+    device,
+) -> IRISet:
+    """The feature-visualisation set of a model (module docstring); ``s``:
+    layer, seed, seed_type, k, n_examples, steps, step_size, step_schedule, eps."""
+    rep = _prepare(model, s["layer"], device)
+    acts = extract(model, test_x, s["layer"], device=device)
+    feats = choose_features(acts, s["k"], s["seed"])
+    top, bottom = extreme_images(acts, feats, s["n_examples"], s["seed"])
+    k, c, h, w = len(feats), *test_x.shape[1:]
+    gen = seed_generator(s["seed"], s["seed_type"])  # the same seeds for every model
+    seeds = make_seeds(s["seed_type"], SeedContext(torch.zeros(k, c, h, w), torch.zeros(k), test_x, test_y, gen))
+    res = visualise(
+        rep,
+        torch.from_numpy(feats).to(device),
+        seeds.to(device),
+        steps=s["steps"],
+        step_size=s["step_size"],
+        eps=s["eps"],
+        schedule=s["step_schedule"],
+    )
+    vis = res.x.cpu()
+    act = res.loss.cpu().numpy()
+    seed_act = extract(model, seeds, s["layer"], device=device).numpy()[np.arange(k), feats]
+    a = acts.numpy()
+    top_act = np.take_along_axis(a[:, feats].T, top, 1)
+    bottom_act = np.take_along_axis(a[:, feats].T, bottom, 1)
+    labels = test_y.numpy()
+    return IRISet(
+        sid,
+        iris=vis.numpy(),
+        seeds=seeds.numpy(),
+        targets=test_x[top[:, 0]].numpy(),
+        target_index=top[:, 0],
+        target_label=labels[top[:, 0]],
+        rel_dist=np.full(k, np.nan),
+        loss=act,
+        converged=act > top_act[:, 0],
+        settings={**_recorded(s), "model": sid.model_id, "procedure": "features"},
+        extra={
+            "feature": feats,
+            "seed_activation": seed_act,
+            "top": test_x[top.ravel()].numpy(),
+            "bottom": test_x[bottom.ravel()].numpy(),
+            "top_index": top,
+            "bottom_index": bottom,
+            "top_activation": top_act,
+            "bottom_activation": bottom_act,
+        },
+    )
+
+
+def addition_set(
+    model: torch.nn.Module,
+    sid: SetId,
+    test_x: Tensor,
+    test_y: Tensor,
+    s: Mapping[str, Any],
+    device,
+) -> IRISet:
+    """The feature-addition set of a model (module docstring); ``s``: layer,
+    seed, k (the visualisation's coordinates), n, on_level, steps, step_size."""
+    rep = _prepare(model, s["layer"], device)
+    acts = extract(model, test_x, s["layer"], device=device)
+    feats = choose_features(acts, s["k"], s["seed"])
+    src, coords = addition_sources(acts, feats, s["n"], s["on_level"], s["seed"])
+    top, _ = extreme_images(acts, coords, 1, s["seed"])
+    x0 = test_x[src]
+    res = add_feature(
+        rep,
+        torch.from_numpy(coords).to(device),
+        x0.to(device),
+        on=s["on_level"],
+        steps=s["steps"],
+        step_size=s["step_size"],
+    )
+    after = res.x.cpu()
+    act = extract(model, after, s["layer"], device=device).numpy()[np.arange(len(src)), coords]
+    labels = test_y.numpy()
+    return IRISet(
+        sid,
+        iris=after.numpy(),
+        seeds=x0.numpy(),
+        targets=test_x[top[:, 0]].numpy(),
+        target_index=top[:, 0],
+        target_label=labels[top[:, 0]],
+        rel_dist=np.full(len(src), np.nan),
+        loss=np.minimum(act - s["on_level"], 0.0),
+        converged=act > s["on_level"],
+        settings={**_recorded(s), "model": sid.model_id, "procedure": "addition"},
+        extra={
+            "feature": coords,
+            "seed_index": src,
+            "seed_label": labels[src],
+            "seed_activation": acts.numpy()[src, coords],
+            "activation": act,
+        },
+    )
+
+
+def interpolation_set(
+    model: torch.nn.Module,
+    sid: SetId,
+    test_x: Tensor,
+    test_y: Tensor,
+    s: Mapping[str, Any],
+    device,
+) -> IRISet:
+    """The interpolation set of a model (module docstring); ``s``: layer,
+    seed, pairs, n_lambda, steps, step_size, step_schedule, threshold."""
+    rep = _prepare(model, s["layer"], device)
+    labels = test_y.numpy()
+    pairs = interpolation_pairs(labels, s["pairs"], s["seed"])
+    lam = torch.linspace(0.0, 1.0, s["n_lambda"])
+    a, b = test_x[pairs[:, 0]], test_x[pairs[:, 1]]
+    res, blends, targets = interpolate(
+        rep, a.to(device), b.to(device), lam, steps=s["steps"], step_size=s["step_size"], schedule=s["step_schedule"]
+    )
+    with torch.no_grad():
+        seed_rel = relative_distance(rep(blends), targets).cpu().numpy()
+    rel = res.loss.cpu().numpy()
+    m = s["n_lambda"]
+    ia, ib = np.repeat(pairs[:, 0], m), np.repeat(pairs[:, 1], m)
+    return IRISet(
+        sid,
+        iris=res.x.cpu().numpy(),
+        seeds=blends.cpu().numpy(),
+        targets=test_x[ia].numpy(),
+        target_index=ia,
+        target_label=labels[ia],
+        rel_dist=rel,
+        loss=rel,
+        converged=rel < s["threshold"],
+        settings={**_recorded(s), "model": sid.model_id, "procedure": "interpolation"},
+        extra={
+            "lam": np.tile(lam.numpy(), len(pairs)),
+            "pair": np.repeat(np.arange(len(pairs)), m),
+            "other": test_x[ib].numpy(),
+            "other_index": ib,
+            "other_label": labels[ib],
+            "seed_rel_dist": seed_rel,
+        },
+    )
+
+
+def _recorded(s: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s.items() if k != "device"}
+
+
+# --- measures ------------------------------------------------------------------
+
+
+def path_smoothness(iri_set: IRISet, metric: str) -> pd.DataFrame:
+    """Per pair and path (``representation``: the frames; ``pixel``: the
+    pixel blends) of an interpolation set: length, detour and max_share in
+    ``metric`` (module docstring). Columns ``SMOOTHNESS_COLUMNS``."""
+    d = get_metric(metric)
+    pair = iri_set.extra["pair"]
+    n_pairs = int(pair.max()) + 1
+    m = len(pair) // n_pairs
+    rows = []
+    for path, images in (("representation", iri_set.iris), ("pixel", iri_set.seeds)):
+        x = torch.from_numpy(images).view(n_pairs, m, *images.shape[1:])
+        with torch.no_grad():
+            steps = d(x[:, :-1].flatten(0, 1), x[:, 1:].flatten(0, 1)).view(n_pairs, m - 1).double().numpy()
+            ends = d(x[:, 0], x[:, -1]).double().numpy()
+        length = steps.sum(1)
+        for p in range(n_pairs):
+            rows.append(
+                {
+                    "model": iri_set.id.model_id,
+                    "pair": p,
+                    "path": path,
+                    "length": length[p],
+                    "detour": length[p] / ends[p] if ends[p] > 0 else np.nan,
+                    "max_share": steps[p].max() / length[p] if length[p] > 0 else np.nan,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(SMOOTHNESS_COLUMNS))
+
+
+def feature_summary(iri_set: IRISet) -> pd.DataFrame:
+    """One row per visualised coordinate: the activation at the seed, at the
+    visualisation, of its top and bottom test images, and whether it
+    converged (beats every test image)."""
+    e = iri_set.extra
+    return pd.DataFrame(
+        {
+            "model": iri_set.id.model_id,
+            "feature": e["feature"],
+            "seed_activation": e["seed_activation"],
+            "activation": iri_set.loss,
+            "top_activation": e["top_activation"][:, 0],
+            "top_mean_activation": e["top_activation"].mean(1),
+            "bottom_mean_activation": e["bottom_activation"].mean(1),
+            "converged": iri_set.converged,
+        }
+    )
+
+
+def addition_summary(iri_set: IRISet) -> pd.DataFrame:
+    """One row per feature addition: the coordinate, its value before and
+    after, the L2 distance moved, and whether it is on after."""
+    e = iri_set.extra
+    moved = np.sqrt(((iri_set.iris - iri_set.seeds) ** 2).reshape(len(iri_set), -1).sum(1))
+    return pd.DataFrame(
+        {
+            "model": iri_set.id.model_id,
+            "feature": e["feature"],
+            "seed_index": e["seed_index"],
+            "seed_activation": e["seed_activation"],
+            "activation": e["activation"],
+            "l2_moved": moved,
+            "on": iri_set.converged,
+        }
+    )
+
+
+def interpolation_summary(iri_set: IRISet) -> pd.DataFrame:
+    """One row per frame: lambda, the frame's and the pixel blend's relative
+    distance to the lambda target, and whether the frame converged."""
+    e = iri_set.extra
+    return pd.DataFrame(
+        {
+            "model": iri_set.id.model_id,
+            "pair": e["pair"],
+            "lam": e["lam"],
+            "rel_dist": iri_set.rel_dist,
+            "seed_rel_dist": e["seed_rel_dist"],
+            "converged": iri_set.converged,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """How a procedure makes a model's set (model, set id, test images, test
+    labels, settings, device -> IRISet) and tabulates it (IRISet -> rows)."""
+
+    build: Callable[..., IRISet]
+    summary: Callable[[IRISet], pd.DataFrame]
+
+
+# keys: the config sections of iriflow.iriset.PROCEDURES
+PROCEDURE_JOBS = {
+    "features": Procedure(features_set, feature_summary),
+    "addition": Procedure(addition_set, addition_summary),
+    "interpolation": Procedure(interpolation_set, interpolation_summary),
+}
