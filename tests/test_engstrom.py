@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, SCHEMA, run_snakemake
+from conftest import ROOT, SCHEMA
 from iriflow.analysis import FEATURE_MEASURE, answers, evaluate_findings, preferred_levels, summary_text
 from iriflow.archs import build_model
 from iriflow.config import engstrom_settings, validate_config
@@ -543,13 +543,3 @@ def test_figure_data_follow_the_sets(sets):
     assert len(sd) == 2 and set(sd["path"]) == {"representation", "pixel"}
     feature_visualisation_figure({MODEL_ID: s}, scores)
     interpolation_figure({MODEL_ID: i}, smooth, 2, "ssim")
-
-
-# --- the workflow ---------------------------------------------------------------------------
-
-
-def test_default_run_includes_the_stage(tmp_path):
-    proc = run_snakemake("-n", "--quiet", "rules", "-d", str(tmp_path))
-    listed = proc.stdout + proc.stderr
-    for rule in ("feature_visualisation", "feature_addition", "interpolation", "figure_engstrom"):
-        assert rule in listed

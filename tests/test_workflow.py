@@ -66,6 +66,9 @@ def test_dry_run_default_config(tmp_path):
     assert counts["rsa_model"] == 8 and counts["rsa_baseline"] == 1
     for rule in ("rsa_data", "rsa_human", "rsa_table", "figure_rsa"):
         assert counts[rule] == 1, rule
+    # Engstrom et al. 2019: one job per procedure for all models, one for the three figures
+    for rule in ("feature_visualisation", "feature_addition", "interpolation", "figure_engstrom"):
+        assert counts[rule] == 1, rule
     assert counts["all"] == 1
 
 
@@ -92,7 +95,16 @@ def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     assert "results/data/cifar100/dataset.npz" in proc.stdout
     jobs = planned_jobs(proc.stdout)
     gpu_rules = {j["rule"] for j in jobs if "gpu=1" in j.get("resources", "")}
-    assert gpu_rules == {"train_model", "evaluate_model", "generate_iris", "checkpoint_iris", "proxy_scores"}
+    assert gpu_rules == {
+        "train_model",
+        "evaluate_model",
+        "generate_iris",
+        "checkpoint_iris",
+        "proxy_scores",
+        "feature_visualisation",
+        "feature_addition",
+        "interpolation",
+    }
     train = [j for j in jobs if j["rule"] == "train_model"]
     assert len(train) == 84 and all("gpu=1" in j["resources"] for j in train)
     assert all("mem_mb=32000" in j["resources"] for j in train)
