@@ -164,6 +164,7 @@ def test_choose_features_and_extreme_images():
         assert sorted(chosen) == [1, 2, 3]  # never the dead coordinate 0
     with pytest.raises(ValueError, match="only 3 of 4"):
         choose_features(acts, 4, 0)
+    assert choose_features(acts, 2, 0, min_active=3).tolist() == [1, 3]  # unit 2: only 2 images
     top, bottom = extreme_images(acts, np.array([1, 2]), 2, seed=0)
     assert top[0].tolist() == [0, 3] and top[1].tolist() == [4, 1]
     assert set(bottom[0]) == {1, 4} and set(bottom[1]) <= {0, 2, 3}  # ties at 0, broken by the seed

@@ -296,7 +296,7 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
 def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
     """What makes one procedure's job of the Engstrom stage (iriflow.engstrom):
     the layer, the seed, the procedure's section and, for feature addition,
-    the number of visualised coordinates (it adds those)."""
+    the visualisation's choice of coordinates (it adds those)."""
     e = cfg["engstrom"]
-    extra = {"k": e["features"]["k"]} if procedure == "addition" else {}
+    extra = {k: e["features"][k] for k in ("k", "n_examples")} if procedure == "addition" else {}
     return {"layer": e["layer"], "seed": e["seed"], **e[procedure], **extra, "device": cfg["device"]}

@@ -8,9 +8,10 @@ them like any other set. Set ids are
 ``<dataset>/<model>/<layer>/<procedure>/<start>`` (``iriflow.iriset.PROCEDURES``):
 
 ``feature-vis/<seed type>`` (``features``): k coordinates i of the
-representation, drawn (seeded) among those that some test image activates,
-each maximised, R(x)_i, from a seed (grey noise: ``iriflow.iri.SEEDS``) by
-normalised L2 steps inside an L2 ball of radius ``eps``. ``iris``: the
+representation, drawn (seeded) among those that n (``n_examples``) or more
+test images activate, each maximised, R(x)_i, from a seed (grey noise:
+``iriflow.iri.SEEDS``) by normalised L2 steps inside an L2 ball of radius
+``eps``. ``iris``: the
 visualisations; ``seeds``: the seeds; ``targets``, ``target_index``,
 ``target_label``: the test image that activates the coordinate most;
 ``loss``: the coordinate's value at the visualisation; ``rel_dist``: NaN (no
@@ -83,13 +84,17 @@ def _rng(seed: int, what: str) -> np.random.Generator:
 # --- selections ----------------------------------------------------------------
 
 
-def choose_features(acts: Tensor, k: int, seed: int) -> np.ndarray:
-    """k coordinates (sorted), drawn without replacement among those that
-    some image of ``acts`` [M, D] activates (> 0): a dead unit has no top
-    images to compare its visualisation with."""
-    alive = np.flatnonzero(acts.max(0).values.numpy() > 0)
+def choose_features(acts: Tensor, k: int, seed: int, min_active: int = 1) -> np.ndarray:
+    """k coordinates (sorted), drawn without replacement among those that at
+    least ``min_active`` images of ``acts`` [M, D] activate (> 0): a unit
+    with fewer has fewer top images than it is compared with (a dead unit,
+    none)."""
+    alive = np.flatnonzero((acts.numpy() > 0).sum(0) >= min_active)
     if len(alive) < k:
-        raise ValueError(f"{k} coordinates requested, but only {len(alive)} of {acts.shape[1]} are ever active")
+        raise ValueError(
+            f"{k} coordinates requested, but only {len(alive)} of {acts.shape[1]} are active on {min_active} "
+            "or more images"
+        )
     return np.sort(_rng(seed, "features").choice(alive, k, replace=False))
 
 
@@ -223,7 +228,7 @@ def interpolate(
 # --- one model's set per procedure ---------------------------------------------
 
 
-def _prepare(model: torch.nn.Module, layer: str, device) -> Representation:
+def _prepare(model: torch.nn.Module, layer: str) -> Representation:
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
@@ -240,9 +245,9 @@ def features_set(
 ) -> IRISet:
     """The feature-visualisation set of a model (module docstring); ``s``:
     layer, seed, seed_type, k, n_examples, steps, step_size, step_schedule, eps."""
-    rep = _prepare(model, s["layer"], device)
+    rep = _prepare(model, s["layer"])
     acts = extract(model, test_x, s["layer"], device=device)
-    feats = choose_features(acts, s["k"], s["seed"])
+    feats = choose_features(acts, s["k"], s["seed"], min_active=s["n_examples"])
     top, bottom = extreme_images(acts, feats, s["n_examples"], s["seed"])
     k, c, h, w = len(feats), *test_x.shape[1:]
     gen = seed_generator(s["seed"], s["seed_type"])  # the same seeds for every model
@@ -296,10 +301,11 @@ def addition_set(
     device,
 ) -> IRISet:
     """The feature-addition set of a model (module docstring); ``s``: layer,
-    seed, k (the visualisation's coordinates), n, on_level, steps, step_size."""
-    rep = _prepare(model, s["layer"], device)
+    seed, k and n_examples (the visualisation's choice of coordinates), n,
+    on_level, steps, step_size."""
+    rep = _prepare(model, s["layer"])
     acts = extract(model, test_x, s["layer"], device=device)
-    feats = choose_features(acts, s["k"], s["seed"])
+    feats = choose_features(acts, s["k"], s["seed"], min_active=s["n_examples"])
     src, coords = addition_sources(acts, feats, s["n"], s["on_level"], s["seed"])
     top, _ = extreme_images(acts, coords, 1, s["seed"])
     x0 = test_x[src]
@@ -345,7 +351,7 @@ def interpolation_set(
 ) -> IRISet:
     """The interpolation set of a model (module docstring); ``s``: layer,
     seed, pairs, n_lambda, steps, step_size, step_schedule, threshold."""
-    rep = _prepare(model, s["layer"], device)
+    rep = _prepare(model, s["layer"])
     labels = test_y.numpy()
     pairs = interpolation_pairs(labels, s["pairs"], s["seed"])
     lam = torch.linspace(0.0, 1.0, s["n_lambda"])
