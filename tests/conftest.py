@@ -32,3 +32,16 @@ def run_snakemake(*args: str, cwd: Path = ROOT, check: bool = True, timeout: int
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny convolutions: one intra-op thread is as fast and immune to CPU
+    contention (two threads on a busy machine are many times slower). Use
+    with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

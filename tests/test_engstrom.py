@@ -46,13 +46,7 @@ from iriflow.survey import QUESTIONS, collect_stimuli, png_bytes, survey_data
 MODEL_ID = "mnist5k/resnet18-ce-adv_l2-s0"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -279,23 +273,22 @@ def test_addition_and_interpolation_set_values(sets, model):
 # --- feature-2afc trials -------------------------------------------------------------
 
 
-def constructed_feature_set(vis_like: str, k: int = 6, n: int = 5, seed: int = 0) -> IRISet:
+def constructed_feature_set(w_top: float, model: str = "resnet18-ce-adv_l2-s0", k: int = 6, n: int = 5) -> IRISet:
     """Units whose top images are bright squares and bottom images dark
-    stripes; the visualisation looks like the top images (``"top"``) or
-    like the bottom ones (``"bottom"``)."""
-    rng = np.random.default_rng(seed)
+    stripes, and whose visualisation is the blend w_top * (mean top image)
+    + (1 - w_top) * (mean bottom image); the last unit did not converge."""
+    rng = np.random.default_rng(k)
     top = np.zeros((k * n, 1, 16, 16), np.float32)
     top[:, :, 4:12, 4:12] = 0.9
     top += 0.05 * rng.random(top.shape, dtype=np.float32)
     bottom = np.zeros((k * n, 1, 16, 16), np.float32)
     bottom[:, :, :, ::3] = 0.7
     bottom += 0.05 * rng.random(bottom.shape, dtype=np.float32)
-    like = top if vis_like == "top" else bottom
-    iris = like.reshape(k, n, 1, 16, 16).mean(1)
+    iris = w_top * top.reshape(k, n, 1, 16, 16).mean(1) + (1 - w_top) * bottom.reshape(k, n, 1, 16, 16).mean(1)
     converged = np.ones(k, bool)
     converged[-1] = False
     return IRISet(
-        SetId("mnist5k", "resnet18-ce-adv_l2-s0", "penultimate", "feature-vis", "grey-noise"),
+        SetId("mnist5k", model, "penultimate", "feature-vis", "grey-noise"),
         iris=iris,
         seeds=np.full_like(iris, 0.5),
         targets=top[::n],
@@ -347,8 +340,8 @@ OBSERVERS = {"ssim": {"metric": "ssim", "sigma": 0.05, "sigma_spread": 0.0, "lap
 
 def test_simulated_observers_answer_feature_trials_and_are_scored(cfg):
     scores = {}
-    for like in ("top", "bottom"):
-        s = constructed_feature_set(like)
+    for like, w in (("top", 1.0), ("bottom", 0.0)):
+        s = constructed_feature_set(w)
         trials = feature_trials(s, seed=0)
         (responses,) = simulate_observers(trials, s.images(), OBSERVERS, seed=0)
         assert len(responses) == 6 * len(trials) and set(responses["trial_id"]) == set(trials["trial_id"])
@@ -363,7 +356,7 @@ def test_simulated_observers_answer_feature_trials_and_are_scored(cfg):
 
 
 def test_survey_shows_feature_trials_with_their_question():
-    s = constructed_feature_set("top")
+    s = constructed_feature_set(1.0)
     trials = feature_trials(s, seed=0)
     names, files = collect_stimuli(trials, lambda set_id: s.images())
     for _, t in trials.iterrows():
@@ -385,7 +378,7 @@ def test_survey_shows_feature_trials_with_their_question():
 
 
 def test_importer_reads_feature_2afc_answers(tmp_path):
-    s = constructed_feature_set("top")
+    s = constructed_feature_set(1.0)
     trials = feature_trials(s, seed=0)
     rows = ["trial_type,trial_index,participant,set_id,trial_id,response,rt"]
     rows.append("html-button-response,0,P1,,,0,900")  # instructions: no trial_id, ignored
@@ -407,40 +400,22 @@ def test_importer_reads_feature_2afc_answers(tmp_path):
 # --- finding 4 --------------------------------------------------------------------------
 
 
-def _feature_answers(effect: float, seed: int = 0, n_participants: int = 12, n_units: int = 10) -> pd.DataFrame:
-    """feature-2afc answers of 2 archs x standard/robust: robust models'
-    units are predicted with P = 0.5 + effect, standard ones at chance."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for arch in ("resnet18", "vgg16bn"):
-        for adv in ("standard", "adversarial"):
-            model = f"mnist5k/{arch}-ce-{'adv_l2' if adv == 'adversarial' else 'standard'}-s0"
-            p = 0.5 + effect * (adv == "adversarial")
-            y = rng.random((n_participants, n_units, 5)) < p
-            pi, ui, _ = np.meshgrid(np.arange(n_participants), np.arange(n_units), np.arange(5), indexing="ij")
-            set_id = f"{model}/penultimate/feature-vis/grey-noise"
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "correct": y.ravel().astype(np.int8),
-                        "participant": [f"p{k}" for k in pi.ravel()],
-                        "item": [f"{set_id}#{u}" for u in ui.ravel()],
-                        "set_id": set_id,
-                        "model": model,
-                        "arch": arch,
-                        "objective": "ce",
-                        "adversarial": adv,
-                        "base_augmentation": "standard",
-                        "loss": "feature-vis",
-                        "seed_type": "grey-noise",
-                        "chance": 0.5,
-                    }
-                )
-            )
-    return pd.concat(rows, ignore_index=True)
-
-
-def _finding_4(cfg, data):
+def _finding_4(cfg, w_standard: float, w_robust: float, seed: int = 0):
+    """Finding 4 from simulated answers to the feature-2afc trials of 2 archs
+    x standard/robust models whose visualisations blend their units' top and
+    bottom images with weights w_standard and w_robust (iriflow end to end:
+    trials, observers, answers, GLM, verdict)."""
+    trials, responses = [], []
+    observer = {"ssim": {"metric": "ssim", "sigma": 0.5, "sigma_spread": 0.3, "lapse": 0.1, "n_participants": 10}}
+    for i, model in enumerate(
+        ("resnet18-ce-standard-s0", "resnet18-ce-adv_l2-s0", "vgg16bn-ce-standard-s0", "vgg16bn-ce-adv_l2-s0")
+    ):
+        s = constructed_feature_set(w_robust if "adv" in model else w_standard, model, k=10)
+        t = feature_trials(s, seed=seed + i)
+        trials.append(t)
+        responses += simulate_observers(t, s.images(), observer, seed=seed + i)
+    data = answers(pd.concat(responses), pd.concat(trials), cfg["models"])
+    assert set(data["measure"]) == {FEATURE_MEASURE} and set(data["loss"]) == {"feature-vis"}
     an = analyse(
         data,
         ["arch", "objective", "adversarial", "base_augmentation"],
@@ -450,17 +425,19 @@ def _finding_4(cfg, data):
     )
     f = evaluate_findings({("simulated:ssim", FEATURE_MEASURE): an}, {}, None, cfg, 0.05)
     assert f["finding"].tolist() == [4]  # findings 1-3 are about IRI measures
-    return f.iloc[0]
+    means = data.groupby("adversarial")["correct"].mean()
+    return f.iloc[0], 100 * (means["adversarial"] - means["standard"])
 
 
 def test_finding_4_follows_the_planted_effect(cfg):
-    f = _finding_4(cfg, _feature_answers(0.3))
-    assert f["verdict"] == "supported" and f["p"] < 0.001 and 20 < f["effect_pp"] < 40
+    f, diff = _finding_4(cfg, w_standard=0.45, w_robust=1.0)  # about 50% vs 90% correct
+    assert diff > 30 and f["effect_pp"] == pytest.approx(diff, abs=3)
+    assert f["verdict"] == "supported" and f["p"] < 0.001
     assert "By architecture: resnet18" in f["detail"] and "Above chance (one-sided, Holm): " in f["detail"]
     above = f["detail"].split("Above chance (one-sided, Holm): ")[1]
     assert "resnet18-ce-adv_l2-s0" in above and "vgg16bn-ce-adv_l2-s0" in above
-    null = _finding_4(cfg, _feature_answers(0.0, seed=1))
-    assert null["verdict"] == "not supported" and null["p"] > 0.05
+    null, null_diff = _finding_4(cfg, w_standard=0.8, w_robust=0.8, seed=1)
+    assert abs(null_diff) < 10 and null["verdict"] == "not supported" and null["p"] > 0.05
     text = summary_text(
         pd.DataFrame([f]),
         primary_observer="simulated:ssim",

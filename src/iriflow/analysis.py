@@ -409,21 +409,31 @@ def finding_1(an, observer: str, measure: str, regfree: str | None, alpha: float
     )
     if t is None or c is None:
         return _not_testable(1, observer, measure, f"no answers for loss {regfree}")
-    per_arch = an.contrasts.loc[
-        (an.contrasts["family"] == "factor")
-        & (an.contrasts["factor"] == "adversarial")
-        & an.contrasts["condition"].str.match(rf"^loss={regfree}, arch=")
-    ]
-    archs = "; ".join(_contrast_text(r, r["condition"].split("arch=")[1] + " ") for _, r in per_arch.iterrows())
-    ok = t["p"] < alpha and c["diff_pp"] > 0
+    archs = _by_arch(an, rf"^loss={regfree}, arch=")
     detail = f"under {regfree}: adversarial - standard {_contrast_text(c)}; {_test_text(t)}" + (
         f". By architecture: {archs}" if archs else ""
     )
+    return _robust_vs_standard(1, observer, measure, t, c, detail, alpha)
+
+
+def _by_arch(an, condition: str) -> str:
+    """The adversarial - standard contrasts within each architecture (conditions matching ``condition``)."""
+    per_arch = an.contrasts.loc[
+        (an.contrasts["family"] == "factor")
+        & (an.contrasts["factor"] == "adversarial")
+        & an.contrasts["condition"].str.match(condition)
+    ]
+    return "; ".join(_contrast_text(r, r["condition"].split("arch=")[1] + " ") for _, r in per_arch.iterrows())
+
+
+def _robust_vs_standard(n: int, observer: str, measure: str, t: pd.Series, c: pd.Series, detail: str, alpha) -> dict:
+    """A finding that robust models beat standard ones: supported when the LR
+    test ``t`` rejects and the contrast ``c`` is positive."""
     return {
-        "finding": 1,
+        "finding": n,
         "observer": observer,
         "measure": measure,
-        "verdict": "supported" if ok else "not supported",
+        "verdict": "supported" if t["p"] < alpha and c["diff_pp"] > 0 else "not supported",
         "statistic": t["chi2"],
         "df": t["df_adj"],
         "df_resid": t["df_resid"],
@@ -570,33 +580,16 @@ def finding_4(an, observer: str, measure: str, alpha: float) -> dict:
     )
     if t is None or c is None:
         return _not_testable(4, observer, measure, "no adversarial vs standard contrast of the feature-2afc answers")
-    per_arch = an.contrasts.loc[
-        (an.contrasts["family"] == "factor")
-        & (an.contrasts["factor"] == "adversarial")
-        & an.contrasts["condition"].str.match(r"^arch=")
-    ]
-    archs = "; ".join(_contrast_text(r, r["condition"].split("arch=")[1] + " ") for _, r in per_arch.iterrows())
+    archs = _by_arch(an, r"^arch=")
     vc = an.contrasts.loc[an.contrasts["family"] == "vs-chance"]
     above = vc.loc[(vc["p_holm"] < alpha) & (vc["diff_pp"] > 0), "level_a"].tolist()
-    ok = t["p"] < alpha and c["diff_pp"] > 0
     detail = (
         f"robust - standard {_contrast_text(c)}; {_test_text(t)}"
         + (f". By architecture: {archs}" if archs else "")
         + f". Above chance (one-sided, Holm): {len(above)} of {len(vc)} models"
         + (f" ({', '.join(m.split('/')[-1] for m in above)})" if above else "")
     )
-    return {
-        "finding": 4,
-        "observer": observer,
-        "measure": measure,
-        "verdict": "supported" if ok else "not supported",
-        "statistic": t["chi2"],
-        "df": t["df_adj"],
-        "df_resid": t["df_resid"],
-        "p": t["p"],
-        "effect_pp": c["diff_pp"],
-        "detail": detail,
-    }
+    return _robust_vs_standard(4, observer, measure, t, c, detail, alpha)
 
 
 def evaluate_findings(

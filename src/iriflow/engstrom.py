@@ -267,18 +267,16 @@ def features_set(
     a = acts.numpy()
     top_act = np.take_along_axis(a[:, feats].T, top, 1)
     bottom_act = np.take_along_axis(a[:, feats].T, bottom, 1)
-    labels = test_y.numpy()
-    return IRISet(
+    return _procedure_set(
         sid,
+        s,
+        "features",
+        (test_x, test_y),
+        top[:, 0],
         iris=vis.numpy(),
         seeds=seeds.numpy(),
-        targets=test_x[top[:, 0]].numpy(),
-        target_index=top[:, 0],
-        target_label=labels[top[:, 0]],
-        rel_dist=np.full(k, np.nan),
         loss=act,
         converged=act > top_act[:, 0],
-        settings={**_recorded(s), "model": sid.model_id, "procedure": "features"},
         extra={
             "feature": feats,
             "seed_activation": seed_act,
@@ -320,17 +318,16 @@ def addition_set(
     after = res.x.cpu()
     act = extract(model, after, s["layer"], device=device).numpy()[np.arange(len(src)), coords]
     labels = test_y.numpy()
-    return IRISet(
+    return _procedure_set(
         sid,
+        s,
+        "addition",
+        (test_x, test_y),
+        top[:, 0],
         iris=after.numpy(),
         seeds=x0.numpy(),
-        targets=test_x[top[:, 0]].numpy(),
-        target_index=top[:, 0],
-        target_label=labels[top[:, 0]],
-        rel_dist=np.full(len(src), np.nan),
         loss=np.minimum(act - s["on_level"], 0.0),
         converged=act > s["on_level"],
-        settings={**_recorded(s), "model": sid.model_id, "procedure": "addition"},
         extra={
             "feature": coords,
             "seed_index": src,
@@ -364,17 +361,17 @@ def interpolation_set(
     rel = res.loss.cpu().numpy()
     m = s["n_lambda"]
     ia, ib = np.repeat(pairs[:, 0], m), np.repeat(pairs[:, 1], m)
-    return IRISet(
+    return _procedure_set(
         sid,
+        s,
+        "interpolation",
+        (test_x, test_y),
+        ia,
         iris=res.x.cpu().numpy(),
         seeds=blends.cpu().numpy(),
-        targets=test_x[ia].numpy(),
-        target_index=ia,
-        target_label=labels[ia],
-        rel_dist=rel,
         loss=rel,
         converged=rel < s["threshold"],
-        settings={**_recorded(s), "model": sid.model_id, "procedure": "interpolation"},
+        rel_dist=rel,
         extra={
             "lam": np.tile(lam.numpy(), len(pairs)),
             "pair": np.repeat(np.arange(len(pairs)), m),
@@ -386,8 +383,28 @@ def interpolation_set(
     )
 
 
-def _recorded(s: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in s.items() if k != "device"}
+def _procedure_set(
+    sid: SetId,
+    s: Mapping[str, Any],
+    procedure: str,
+    test: tuple[Tensor, Tensor],
+    target_index: np.ndarray,
+    *,
+    rel_dist: np.ndarray | None = None,
+    **arrays: Any,
+) -> IRISet:
+    """A procedure's set: its targets are the test images at ``target_index``;
+    ``rel_dist`` is NaN unless the procedure inverts a representation."""
+    test_x, test_y = test
+    return IRISet(
+        sid,
+        targets=test_x[target_index].numpy(),
+        target_index=target_index,
+        target_label=test_y.numpy()[target_index],
+        rel_dist=np.full(len(target_index), np.nan) if rel_dist is None else rel_dist,
+        settings={**{k: v for k, v in s.items() if k != "device"}, "model": sid.model_id, "procedure": procedure},
+        **arrays,
+    )
 
 
 # --- measures ------------------------------------------------------------------
