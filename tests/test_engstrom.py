@@ -501,7 +501,8 @@ def test_figure_data_follow_the_sets(sets):
     np.testing.assert_array_equal(rows[0][1], sets["addition"].iris[0])
     i = sets["interpolation"]
     rows, labels = interpolation_rows(i, 5)
-    assert len(rows) == 4 and labels[:2] == ["pair 0: representation", "pair 0: pixel blend"]
+    ok = int(i.converged[:5].sum())
+    assert len(rows) == 4 and labels[:2] == [f"pair 0: representation ({ok}/5 converged)", "pair 0: pixel blend"]
     np.testing.assert_array_equal(np.stack(rows[2]), i.iris[5:10])  # pair 1's representation path
     np.testing.assert_array_equal(np.stack(rows[3]), i.seeds[5:10])
     scores = pd.DataFrame(

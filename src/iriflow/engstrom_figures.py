@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Rectangle
 
 from .iriset import IRISet
 from .plots import CHANCE_STYLE, _theme, plt, sns
@@ -41,6 +42,7 @@ def _short(model_id: str) -> str:
 
 def _image_axis(ax, image: np.ndarray, title: str) -> None:
     ax.imshow(image, interpolation="nearest")
+    ax.grid(False)
     ax.set_xticks([])
     ax.set_yticks([])
     for sp in ax.spines.values():
@@ -50,6 +52,13 @@ def _image_axis(ax, image: np.ndarray, title: str) -> None:
 
 def _tile_centres(n: int, size: int, pad: int = PAD) -> np.ndarray:
     return pad + np.arange(n) * (size + pad) + size / 2
+
+
+def _frame_tiles(ax, cells: Sequence[tuple[int, int]], size: int, pad: int = PAD) -> None:
+    """Red frames around the mosaic tiles at (row, column)."""
+    for r, c in cells:
+        x, y = pad + c * (size + pad) - 1, pad + r * (size + pad) - 1
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), size + 1, size + 1, fill=False, ec="red", lw=1.5))
 
 
 def _scores_panel(ax, data: pd.DataFrame, ylabel: str, title: str) -> None:
@@ -96,7 +105,10 @@ def feature_rows(iri_set: IRISet) -> tuple[list[list[np.ndarray]], list[str]]:
     rows, labels = [], []
     for f, unit in enumerate(e["feature"]):
         rows.append([iri_set.iris[f], *e["top"][f * n : (f + 1) * n], *e["bottom"][f * n : (f + 1) * n]])
-        labels.append(f"unit {unit}: {iri_set.loss[f]:.1f} (top {e['top_activation'][f, 0]:.1f})")
+        labels.append(
+            f"unit {unit}: {iri_set.loss[f]:.1f} (top {e['top_activation'][f, 0]:.1f})"
+            + ("" if iri_set.converged[f] else ", not converged")
+        )
     return rows, labels
 
 
@@ -122,6 +134,7 @@ def feature_visualisation_figure(sets: Mapping[str, IRISet], scores: pd.DataFram
     for k, (model, rows, labels) in enumerate(blocks):
         ax = fig.add_subplot(gs[k])
         _image_axis(ax, mosaic(rows), f"{_short(model)}: visualisation | top {n} | bottom {n} test images")
+        _frame_tiles(ax, [(f, 0) for f in np.flatnonzero(~sets[model].converged)], h)
         ax.set_yticks(_tile_centres(len(rows), h))
         ax.set_yticklabels(labels, fontsize=7)
         ax.tick_params(axis="y", length=0)
@@ -181,7 +194,8 @@ def interpolation_rows(iri_set: IRISet, n_pairs: int) -> tuple[list[list[np.ndar
         idx = np.flatnonzero(pair == p)
         idx = idx[np.argsort(lam[idx], kind="stable")]
         rows += [list(iri_set.iris[idx]), list(iri_set.seeds[idx])]
-        labels += [f"pair {p}: representation", f"pair {p}: pixel blend"]
+        ok = int(iri_set.converged[idx].sum())
+        labels += [f"pair {p}: representation ({ok}/{len(idx)} converged)", f"pair {p}: pixel blend"]
     return rows, labels
 
 
