@@ -55,7 +55,7 @@ rule all:
         rules.score_alignment.output.alignment,
         rules.figures.input,
         RSA_TARGETS,
-        rules.engstrom.input,
+        ENGSTROM_TARGETS,
 
 
 # The HTML report (figures, tables and statistics with their captions), once

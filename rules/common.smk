@@ -111,6 +111,12 @@ def engstrom_sets(procedure, model_ids=None):
     ]
 
 
+def judged_feature_sets(model_ids=None):
+    """The feature-visualisation sets that carry feature-2afc trials (none
+    when engstrom.enabled is false)."""
+    return engstrom_sets("features", model_ids) if config["engstrom"]["enabled"] else []
+
+
 def model_feature_set(wildcards):
-    """The feature-visualisation set of one model (it carries feature-2afc trials)."""
-    return engstrom_sets("features", [f"{wildcards.dataset}/{wildcards.model}"])
+    """The judged feature-visualisation set of one model."""
+    return judged_feature_sets([f"{wildcards.dataset}/{wildcards.model}"])

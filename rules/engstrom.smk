@@ -137,3 +137,6 @@ rule engstrom:
         rules.feature_visualisation.output.table,
         rules.feature_addition.output.table,
         rules.interpolation.output.table,
+
+
+ENGSTROM_TARGETS = rules.engstrom.input if config["engstrom"]["enabled"] else []

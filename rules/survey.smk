@@ -9,7 +9,7 @@ rule export_survey:
     input:
         trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
         iris=iri_outputs("iris.npz"),
-        features=engstrom_sets("features"),  # feature-2afc trials
+        features=judged_feature_sets(),  # feature-2afc trials
         # the script finds the survey sources next to package.json
         package=os.path.join(SURVEY_SRC, "package.json"),
         app=expand(

@@ -69,6 +69,7 @@ SMALL = {
     "judgments": {"matching_k": 3, "n_catch": 2},
     "survey": SURVEY,
     "analysis": {"bootstrap": {"n": 50}},
+    "engstrom": {"enabled": False},  # no feature-visualisation sets in the fake tree
 }
 CHROMIUM = "/usr/bin/chromium"
 # Without these Chromium stalls on a machine without network access.
