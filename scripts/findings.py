@@ -13,7 +13,14 @@ import html
 
 import pandas as pd
 
-from iriflow.analysis import evaluate_findings, load_answers, preferred_levels, primary_observer, summary_text
+from iriflow.analysis import (
+    FEATURE_MEASURE,
+    evaluate_findings,
+    load_answers,
+    preferred_levels,
+    primary_observer,
+    summary_text,
+)
 from iriflow.io import atomic_path, read_json
 from iriflow.runtime import RuleContext
 from iriflow.stats import agreement, analyse
@@ -43,11 +50,12 @@ def collect(results, name, by):
 
 main, chk, notes = {}, {}, {}
 for (obs, meas), g in data.groupby(["observer", "measure"], sort=True):
+    feature = meas == FEATURE_MEASURE  # feature-2afc: one set per model, no IRI loss or seed type to vary
     an = analyse(
         g,
         acfg["factors"],
-        by="loss",
-        covariates=("seed_type",),
+        by=None if feature else "loss",
+        covariates=() if feature else ("seed_type",),
         interactions=acfg["interactions"],
         preferred_levels=levels,
         level=level,
@@ -62,7 +70,7 @@ for (obs, meas), g in data.groupby(["observer", "measure"], sort=True):
         an.tests.round(4).to_string(index=False),
     )
     for k, v in an.notes.items():
-        notes.setdefault(f"{k} (main model)", v)
+        notes.setdefault(f"{k} ({'feature-2afc' if feature else 'main'} model)", v)
 if len(ckpt):
     ckpt_levels = {**levels, "epoch": sorted(ckpt["epoch"].unique(), key=int)}
     for (obs, meas), g in ckpt.groupby(["observer", "measure"], sort=True):

@@ -416,13 +416,8 @@ def _finding_4(cfg, w_standard: float, w_robust: float, seed: int = 0):
         responses += simulate_observers(t, s.images(), observer, seed=seed + i)
     data = answers(pd.concat(responses), pd.concat(trials), cfg["models"])
     assert set(data["measure"]) == {FEATURE_MEASURE} and set(data["loss"]) == {"feature-vis"}
-    an = analyse(
-        data,
-        ["arch", "objective", "adversarial", "base_augmentation"],
-        by="loss",
-        covariates=("seed_type",),
-        preferred_levels=preferred_levels(cfg),
-    )
+    # as the statistics rule analyses feature-2afc answers (scripts/findings.py)
+    an = analyse(data, cfg["analysis"]["factors"], by=None, covariates=(), preferred_levels=preferred_levels(cfg))
     f = evaluate_findings({("simulated:ssim", FEATURE_MEASURE): an}, {}, None, cfg, 0.05)
     assert f["finding"].tolist() == [4]  # findings 1-3 are about IRI measures
     means = data.groupby("adversarial")["correct"].mean()

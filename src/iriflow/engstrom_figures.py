@@ -84,6 +84,7 @@ def _scores_panel(ax, data: pd.DataFrame, ylabel: str, title: str) -> None:
             capsize=2,
         )
     ax.axhline(50, **CHANCE_STYLE)
+    ax.grid(False, axis="x")
     ax.set_xticks(np.arange(len(models)))
     ax.set_xticklabels([_short(m) for m in models], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
@@ -158,7 +159,7 @@ def addition_rows(iri_set: IRISet) -> tuple[list[list[np.ndarray]], list[str]]:
     e = iri_set.extra
     rows = [[iri_set.seeds[i], iri_set.iris[i], iri_set.targets[i]] for i in range(len(iri_set))]
     labels = [
-        f"unit {e['feature'][i]}: {e['seed_activation'][i]:.2f} -> {e['activation'][i]:.2f}"
+        f"unit {e['feature'][i]}: {e['seed_activation'][i]:.2f} -> {e['activation'][i]:.3f}"
         + ("" if iri_set.converged[i] else " (not on)")
         for i in range(len(iri_set))
     ]
@@ -230,7 +231,7 @@ def interpolation_figure(sets: Mapping[str, IRISet], smoothness: pd.DataFrame, n
         ax.set_xticklabels([_short(t.get_text()) for t in ax.get_xticklabels()], rotation=30, ha="right", fontsize=7)
         ax.set_xlabel("")
         ax.set_ylabel(label, fontsize=8)
-        ax.legend(frameon=False, fontsize=7)
+        ax.legend(frameon=False, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, title="path")
         ax.axhline(1 / n_steps if col == "max_share" else 1, **CHANCE_STYLE)  # evenly paced / straight
     fig.tight_layout()
     return fig
