@@ -53,6 +53,12 @@ TINY = {
     },
     # the human-similarity stage on the real 92 images, with fewer resamples and triplets
     "rsa": {"bootstrap": {"n": 100}, "triplets": {"n": 5000}, "probe": {"lambdas": [0.01], "steps": 30}},
+    # Engstrom et al. 2019 with fewer units, images and steps
+    "engstrom": {
+        "features": {"k": 4, "steps": 20},
+        "addition": {"n": 2, "steps": 20},
+        "interpolation": {"pairs": 1, "n_lambda": 4, "steps": 20},
+    },
 }
 
 
@@ -113,7 +119,8 @@ def test_simulated_judgments_and_alignment_table(tiny_run):
     trials = pd.read_csv(work / "results/judgments/mnist5k/resnet18-ce-none-s0/trials.csv", keep_default_na=False)
     responses = pd.read_csv(work / "results/judgments/mnist5k/resnet18-ce-none-s0/responses_simulated.csv")
     assert list(responses.columns) == ["participant", "set_id", "trial_id", "response", "correct", "rt_ms", "observer"]
-    assert set(trials["set_id"]) == set(responses["set_id"]) and len(set(trials["set_id"])) == 2
+    # the 2 IRI sets and the feature-visualisation set (feature-2afc trials: test_engstrom_stage)
+    assert set(trials["set_id"]) == set(responses["set_id"]) and len(set(trials["set_id"])) == 3
     # two observer populations, 20 participants each (the default n_participants)
     assert responses.groupby("observer")["participant"].nunique().to_dict() == {
         "simulated:fsim": 20,
@@ -130,17 +137,55 @@ def test_simulated_judgments_and_alignment_table(tiny_run):
     assert ((merged["response"] >= 0) & (merged["response"] < merged["n_options"])).all()
     assert (merged["correct"] == (merged["response"] == merged["correct_t"])).all()
     alignment = pd.read_csv(work / "results/judgments/alignment.csv")
-    assert set(alignment["kind"]) <= {"2afc", "matching"}  # catch trials are not scored
+    assert set(alignment["kind"]) <= {"2afc", "matching", "feature-2afc"}  # catch trials are not scored
     assert ((alignment["ci_lo"] <= alignment["prop_correct"]) & (alignment["prop_correct"] <= alignment["ci_hi"])).all()
     assert (alignment["n_participants"] == 20).all()
     assert set(alignment["observer"]) == {"simulated:fsim", "simulated:ssim"}
     # IRIs that did not converge are not IRIs: they get no trials and no score
     summary = pd.read_csv(work / "results/iris/summary.csv")
     converged_sets = {f"{r.model}/{r.loss}" for r in summary.itertuples() if r.converged_share > 0}
-    assert {f"{r.model}/{r.loss}" for r in alignment.itertuples()} == converged_sets
+    assert {f"{r.model}/{r.loss}" for r in alignment.itertuples() if r.kind != "feature-2afc"} == converged_sets
     for r in summary.itertuples():
         t = pd.read_csv(work / f"results/judgments/mnist5k/{r.model}/trials.csv", keep_default_na=False)
         kinds = t.loc[t["set_id"] == f"mnist5k/{r.model}/penultimate/{r.loss}/{r.seed_type}", "kind"]
         n_judged = int(round(r.converged_share * r.n))
         assert (kinds == "2afc").sum() == 2 * n_judged  # one per alternative kind per converged IRI
         assert (kinds == "catch").sum() == 4  # judgments.n_catch
+
+
+def test_engstrom_stage(tiny_run):
+    """Feature visualisation, addition and interpolation for both models, the
+    feature-2afc trials in trials.csv and the simulated responses, scored,
+    tested (finding 4) and shown."""
+    work, _ = tiny_run
+    res = work / "results"
+    for model in ("resnet18-ce-none-s0", "resnet18-ce-adv_l2-s0"):
+        sets = {
+            part: IRISet.load(res / f"engstrom/mnist5k/{model}/penultimate/{part}/iris.npz")
+            for part in ("feature-vis/grey-noise", "feature-add/test-image", "interpolation/pixel-blend")
+        }
+        vis = sets["feature-vis/grey-noise"]
+        assert len(vis) == 4 and (vis.loss > vis.extra["seed_activation"]).all()  # every unit rose
+        add = sets["feature-add/test-image"]
+        assert (add.extra["activation"][add.converged] > 1.0).all() and (add.extra["seed_activation"] <= 1.0).all()
+        interp = sets["interpolation/pixel-blend"]
+        inner = (interp.extra["lam"] > 0) & (interp.extra["lam"] < 1)
+        assert (interp.rel_dist[inner] <= interp.extra["seed_rel_dist"][inner]).all()
+        trials = pd.read_csv(res / f"judgments/mnist5k/{model}/trials.csv", keep_default_na=False)
+        feature = trials.loc[trials["kind"] == "feature-2afc"]
+        assert (feature["set_id"] == str(vis.id)).all() and len(feature) == 5 * int(vis.converged.sum())
+        responses = pd.read_csv(res / f"judgments/mnist5k/{model}/responses_simulated.csv")
+        answered = responses.loc[responses["trial_id"].isin(feature["trial_id"])]
+        assert len(answered) == 40 * len(feature)  # 2 observer populations x 20 participants
+    scores = pd.read_csv(res / "analysis/scores/models.csv")
+    feature_scores = scores.loc[scores["measure"] == "feature-2afc:bottom"]
+    assert (
+        (feature_scores["ci_lo"] <= feature_scores["prop_correct"])
+        & (feature_scores["prop_correct"] <= feature_scores["ci_hi"])
+    ).all()
+    summary = (res / "analysis/summary.txt").read_text()
+    assert "Finding 4." in summary and "measure: feature-2afc:bottom" in summary
+    smooth = pd.read_csv(res / "engstrom/interpolation_smoothness.csv")
+    assert set(smooth["path"]) == {"representation", "pixel"} and (smooth["length"] > 0).all()
+    for fig in ("feature_visualisation", "feature_addition", "interpolation"):
+        assert (res / f"figures/{fig}.png").stat().st_size > 10_000 and (res / f"figures/{fig}.pdf").exists()
