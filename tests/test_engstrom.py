@@ -3,6 +3,7 @@ feature-2afc trials they carry (trials, simulated observers, survey,
 importer, scoring, finding 4), path smoothness and the figures' data."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ from iriflow.losses import relative_distance
 from iriflow.represent import extract, representation
 from iriflow.responses import ResponseError, load_responses
 from iriflow.stats import analyse
-from iriflow.survey import QUESTIONS, collect_stimuli, png_bytes, survey_data
+from iriflow.survey import QUESTIONS, export_survey, png_bytes, read_embedded_data
 
 MODEL_ID = "mnist5k/resnet18-ce-adv_l2-s0"
 
@@ -309,9 +310,28 @@ def constructed_feature_set(w_top: float, model: str = "resnet18-ce-adv_l2-s0", 
     )
 
 
+JUDGMENTS = {"seed": 0, "alternatives": ["seed"], "matching_k": 0, "n_catch": 2}
+
+
+def constructed_iri_set(n: int = 6) -> IRISet:
+    rng = np.random.default_rng(1)
+    images = rng.random((3, n, 1, 16, 16), dtype=np.float32)
+    return IRISet(
+        SetId("mnist5k", "resnet18-ce-adv_l2-s0", "penultimate", "regfree", "other-image"),
+        iris=images[0],
+        seeds=images[1],
+        targets=images[2],
+        target_index=np.arange(n),
+        target_label=np.arange(n) % 3,
+        rel_dist=np.zeros(n),
+        loss=np.zeros(n),
+        converged=np.ones(n, bool),
+    )
+
+
 def test_feature_trials_pair_top_with_bottom_images(sets, model):
     s = sets["features"]
-    trials = set_trials(s, {"seed": 0, "alternatives": ["seed"], "matching_k": 4, "n_catch": 4})
+    trials = set_trials(s, JUDGMENTS)  # a feature set: feature-2afc trials only, whatever the config asks
     k, n = s.extra["top_index"].shape
     ok = np.flatnonzero(s.converged)
     assert len(trials) == n * len(ok) and set(trials["kind"]) == {"feature-2afc"}
@@ -355,24 +375,30 @@ def test_simulated_observers_answer_feature_trials_and_are_scored(cfg):
     assert scores["top"]["ci_lo"] <= scores["top"]["prop_correct"] <= scores["top"]["ci_hi"]
 
 
-def test_survey_shows_feature_trials_with_their_question():
+def test_survey_shows_feature_trials_with_their_question(tmp_path):
+    """The export of an IRI set's trials beside feature-2afc trials: each
+    trial asks its kind's question and shows the images its references name."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed (the survey export fetches jsPsych with it)")
     s = constructed_feature_set(1.0)
-    trials = feature_trials(s, seed=0)
-    names, files = collect_stimuli(trials, lambda set_id: s.images())
-    for _, t in trials.iterrows():
-        for ref in [t["query"], *t["options"].split("|")]:
-            kind, _, i = ref.partition(":")
-            assert files[names[(t["set_id"], ref)]] == png_bytes(s.images()[kind][int(i)])
-    data = survey_data(
-        trials,
-        names,
-        {str(s.id): 16},
-        [list(range(len(trials)))],
-        {"image_px": 96, "title": "t", "consent": [], "post_url": "", "seed": 0},
+    iri = constructed_iri_set()
+    trials = pd.concat([feature_trials(s, seed=0), set_trials(iri, JUDGMENTS)], ignore_index=True)
+    sets = {str(s.id): s, str(iri.id): iri}
+    settings = {"image_px": 96, "title": "t", "consent": [], "post_url": "", "seed": 0}
+    settings |= {"trials_per_participant": 30, "catch_per_participant": 2}
+    export_survey(
+        trials, lambda set_id: sets[set_id].images(), tmp_path / "survey", settings, package_dir=ROOT / "survey"
     )
-    assert {r["question"] for r in data["trials"]} == {"activation"}
-    assert "top" not in json.dumps([r["options"] for r in data["trials"]])  # options do not say which is which
-    js = (ROOT / "survey/src/survey.js").read_text()
+    data = read_embedded_data(tmp_path / "survey/index.html")
+    assert [r["trial_id"] for r in data["trials"]] == trials["trial_id"].tolist()
+    questions = [r["question"] for r in data["trials"]]
+    assert questions == ["activation" if k == "feature-2afc" else "similar" for k in trials["kind"]]
+    for t, r in zip(trials.itertuples(), data["trials"]):
+        for ref, src in zip([t.query, *t.options.split("|")], [r["query"], *r["options"]]):
+            kind, _, i = ref.partition(":")
+            assert (tmp_path / "survey" / src).read_bytes() == png_bytes(sets[t.set_id].images()[kind][int(i)])
+    assert "top" not in json.dumps([r["options"] for r in data["trials"]])  # file names do not tell
+    js = (tmp_path / "survey/survey.js").read_text()
     for question in {*QUESTIONS.values(), "similar"}:
         assert f"    {question}: " in js  # survey.js has a text for every question the export names
 
