@@ -12,11 +12,13 @@ from iriflow.config import (
     iri_settings,
     model_grid,
     model_settings,
-    validate_config,
+    plan_workflow_config,
 )
 
+# The one validation of the run, before any rule is planned (iriflow.config:
+# config files, --config, schema, names, layers, files, device).
 try:
-    _validated = validate_config(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
+    _validated = plan_workflow_config(workflow, config)
 except ConfigError as err:
     raise WorkflowError(f"{err}\n(schema with descriptions: config/schema/config.schema.yaml)")
 config.clear()

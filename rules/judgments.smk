@@ -53,12 +53,34 @@ rule simulate_judgments:
         "../scripts/simulate_judgments.py"
 
 
+# Real observers' response files (survey exports or generic CSVs; their format
+# was checked when the run was planned) against the trials tables, in a step
+# of its own: a bad file stops the run here, and score_alignment's outputs of
+# an earlier run are left as they are (Snakemake deletes a failed job's outputs).
+rule check_responses:
+    input:
+        trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
+        real=config["judgments"]["observers"]["real"]["responses"],
+    output:
+        checked=f"{R}/judgments/real_responses.json",
+    log:
+        f"{R}/logs/judgments/check_responses.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
+    script:
+        "../scripts/check_responses.py"
+
+
 rule score_alignment:
     input:
         trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
         responses=expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
-        # real observers' files (survey exports or generic CSVs), imported and validated by the script
         real=config["judgments"]["observers"]["real"]["responses"],
+        checked=(rules.check_responses.output.checked if config["judgments"]["observers"]["real"]["responses"] else []),
     output:
         alignment=f"{R}/judgments/alignment.csv",
         exclusions=f"{R}/judgments/exclusions.json",
