@@ -53,13 +53,15 @@ rule simulate_judgments:
         "../scripts/simulate_judgments.py"
 
 
-# Real observers' response files (survey exports or generic CSVs; their format
-# was checked when the run was planned) against the trials tables, in a step
-# of its own: a bad file stops the run here, and score_alignment's outputs of
-# an earlier run are left as they are (Snakemake deletes a failed job's outputs).
+# Real observers' response files (survey exports or generic CSVs) against the
+# trials tables, in a step of its own. The run's planning already checked each
+# file's format, and its trials too when the trials tables existed then (the
+# usual case: the survey is made from them); when they are made in this run,
+# a bad file stops the run here, and score_alignment's outputs of an earlier
+# run stay as they are (Snakemake deletes only a failed job's outputs).
 rule check_responses:
     input:
-        trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
+        trials=TRIALS_TABLES,
         real=config["judgments"]["observers"]["real"]["responses"],
     output:
         checked=f"{R}/judgments/real_responses.json",
@@ -77,7 +79,7 @@ rule check_responses:
 
 rule score_alignment:
     input:
-        trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
+        trials=TRIALS_TABLES,
         responses=expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
         real=config["judgments"]["observers"]["real"]["responses"],
         checked=(rules.check_responses.output.checked if config["judgments"]["observers"]["real"]["responses"] else []),

@@ -31,6 +31,7 @@ from .config import (
     model_grid,
     model_settings,
     observer_name,
+    trials_tables,
 )
 
 
@@ -281,6 +282,7 @@ def _analysis(cfg: Mapping[str, Any]) -> list[Problem]:
                 ["analysis", "examples", other],
                 f"is empty while analysis.examples.{set_ids[0]} is set; expected both model ids, or neither "
                 "('' picks the first standard/robust pair of the grid)",
+                ["analysis", "examples", set_ids[0]],
             )
         )
     for k in set_ids:
@@ -351,6 +353,7 @@ def _other(cfg: Mapping[str, Any]) -> list[Problem]:
                 ["rsa", "things", "images"],
                 "is not set, but rsa.things.triplets is; expected the images the triplets index: a folder "
                 "(files sorted by name) or a text file with one image path per line",
+                ["rsa", "things", "triplets"],
             )
         )
     if "imagefolder" in datasets_used(cfg) and not cfg["data"]["imagefolder"]["path"]:
@@ -359,6 +362,7 @@ def _other(cfg: Mapping[str, Any]) -> list[Problem]:
                 ["data", "imagefolder", "path"],
                 "is not set, but the run uses the dataset imagefolder; expected the folder of your images "
                 "(one subfolder per class, or train/ and test/ each holding class subfolders)",
+                ["models", "grid"],
             )
         )
     return problems
@@ -368,7 +372,8 @@ def _other(cfg: Mapping[str, Any]) -> list[Problem]:
 
 
 def check_environment(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
-    """Problems with the files ``cfg`` names (relative to ``env.workdir``)
+    """Problems with the files ``cfg`` names (relative ones are relative to
+    the working directory, where Snakemake runs the jobs)
     and its device."""
     problems: list[Problem] = []
     for check in (_image_folder, _external_files, _response_files, _things_files, _device):
@@ -376,13 +381,12 @@ def check_environment(cfg: Mapping[str, Any], env: Environment) -> list[Problem]
     return problems
 
 
-def _at(env: Environment, path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else env.workdir / p
+def _at(path: str) -> Path:
+    return Path(path).expanduser()
 
 
-def _relative_note(env: Environment, path: str) -> str:
-    return "" if Path(path).expanduser().is_absolute() else f" (relative to the working directory {env.workdir})"
+def _relative_note(path: str) -> str:
+    return "" if _at(path).is_absolute() else f" (relative to the working directory {Path.cwd()})"
 
 
 def _image_folder(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
@@ -392,10 +396,10 @@ def _image_folder(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
     if "imagefolder" not in datasets_used(cfg) or not path:
         return []
     key = ["data", "imagefolder", "path"]
-    root = _at(env, path)
+    root = _at(path)
     if not root.is_dir():
         what = "is a file" if root.exists() else "does not exist"
-        return [(key, f"{path!r} {what}{_relative_note(env, path)}; expected a folder with one subfolder per class")]
+        return [(key, f"{path!r} {what}{_relative_note(path)}; expected a folder with one subfolder per class")]
     splits = [root / "train", root / "test"] if (root / "train").is_dir() and (root / "test").is_dir() else [root]
     problems: list[Problem] = []
     for folder in splits:
@@ -415,11 +419,11 @@ def _image_folder(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
 def _external_files(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
     problems: list[Problem] = []
     for model_id, ext in cfg["models"]["external"].items():
-        if not _at(env, ext["path"]).is_file():
+        if not _at(ext["path"]).is_file():
             problems.append(
                 (
                     ["models", "external", model_id, "path"],
-                    f"{ext['path']!r} is not a file{_relative_note(env, ext['path'])}; expected the checkpoint "
+                    f"{ext['path']!r} is not a file{_relative_note(ext['path'])}; expected the checkpoint "
                     f"(a state_dict .pt of {ext['arch']})",
                 )
             )
@@ -427,17 +431,33 @@ def _external_files(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
 
 
 def _response_files(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
-    """Each response file's format (iriflow.responses.check_response_file);
-    its trial ids are checked against the trials tables by the rule
-    check_responses, before any scoring."""
-    from .responses import ResponseError, check_response_file
+    """Each response file's format (iriflow.responses.check_response_file),
+    and, when every trials table exists (they are what the survey was made
+    from), its trials, participants' answers and options against them. Made
+    in this run instead, the trials are checked by rule check_responses,
+    before any scoring."""
+    import pandas as pd
 
+    from .responses import ResponseError, check_response_file, load_response_files
+
+    key = ["judgments", "observers", "real", "responses"]
+    files = cfg["judgments"]["observers"]["real"]["responses"]
     problems: list[Problem] = []
-    for i, path in enumerate(cfg["judgments"]["observers"]["real"]["responses"]):
+    for i, path in enumerate(files):
         try:
-            check_response_file(_at(env, path))
+            check_response_file(_at(path))
         except ResponseError as e:
-            problems.append((["judgments", "observers", "real", "responses", i], str(e)))
+            problems.append((key + [i], str(e)))
+    tables = [_at(t) for t in trials_tables(cfg)]
+    if problems or not files or not all(t.is_file() for t in tables):
+        return problems
+    trials = pd.concat([pd.read_csv(t, keep_default_na=False) for t in tables], ignore_index=True)
+    try:
+        load_response_files([_at(f) for f in files], trials)
+    except ResponseError as e:
+        problems.append(
+            (key, f"{e}\n    (checked against the trials tables {cfg['results']}/judgments/*/*/trials.csv)")
+        )
     return problems
 
 
@@ -446,19 +466,18 @@ def _things_files(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
     if not cfg["rsa"]["enabled"] or not things["triplets"]:
         return []
     problems: list[Problem] = []
-    if not _at(env, things["triplets"]).is_file():
+    if not _at(things["triplets"]).is_file():
         problems.append(
             (
                 ["rsa", "things", "triplets"],
-                f"{things['triplets']!r} is not a file{_relative_note(env, things['triplets'])}; "
-                "expected the triplet file",
+                f"{things['triplets']!r} is not a file{_relative_note(things['triplets'])}; expected the triplet file",
             )
         )
-    if things["images"] and not _at(env, things["images"]).exists():
+    if things["images"] and not _at(things["images"]).exists():
         problems.append(
             (
                 ["rsa", "things", "images"],
-                f"{things['images']!r} does not exist{_relative_note(env, things['images'])}; expected a folder "
+                f"{things['images']!r} does not exist{_relative_note(things['images'])}; expected a folder "
                 "of the images or a text file listing them",
             )
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,8 +39,9 @@ class ConfigError(ValueError):
     """A user-fixable problem in the configuration; the message names the key."""
 
 
-# A problem: the key path (keys and list indices) and what is wrong there.
-Problem = tuple[list, str]
+# A problem: the key path (keys and list indices), what is wrong there, and
+# optionally the key whose setting caused it when the path itself is unset.
+Problem = tuple[list, str] | tuple[list, str, list]
 
 
 # libyaml's safe loader, where PyYAML was built with it: it reads the schema
@@ -120,9 +122,19 @@ def raise_problems(problems: Sequence[Problem], sources: ConfigSources | None = 
     """Raise one ConfigError listing every problem (key path, what is wrong,
     and, given ``sources``, the file and line that set the key), if any."""
     lines = []
-    for path, text in problems:
-        origin = sources.origin(path) if sources else ""
-        line = f"{key_path(path)}: {text}" + (f" [set in {origin}]" if origin else "")
+    for path, text, *cause in problems:
+        where = ""
+        if sources:
+            origin = sources.origin(path)
+            related = sources.origin(cause[0]) if cause else ""
+            where = (
+                f" [set in {origin}]"
+                if origin
+                else f" [{key_path(cause[0])} set in {related}]"
+                if related
+                else " [not set: the schema's default]"
+            )
+        line = f"{key_path(path)}: {text}{where}"
         if line not in lines:
             lines.append(line)
     if lines:
@@ -201,7 +213,9 @@ def read_config_file(path: str | Path) -> yaml.MappingNode:
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from e
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: byte {e.start} is not UTF-8; {expected} in UTF-8") from e
+        data = e.object
+        line, column = data.count(b"\n", 0, e.start) + 1, e.start - data.rfind(b"\n", 0, e.start)
+        raise ConfigError(f"{path}: line {line}, column {column}: byte {e.start} is not UTF-8; {expected}") from e
     try:
         node = yaml.compose(text, Loader=_SAFE_LOADER)
     except yaml.MarkedYAMLError as e:
@@ -218,7 +232,7 @@ def read_config_file(path: str | Path) -> yaml.MappingNode:
         raise ConfigError(f"{path}: line {node.start_mark.line + 1}: the top level is {kind}; {expected}")
     duplicates = _duplicate_keys(node, [])
     if duplicates:
-        raise ConfigError("\n".join(f"{path}: {d}" for d in duplicates))
+        raise ConfigError("\n  ".join(f"{path}: {d}" for d in duplicates))
     return node
 
 
@@ -353,15 +367,27 @@ def coerce_overrides(value: Any, schema: Mapping, _schemas: list | None = None) 
         return [coerce_overrides(v, schema, items) for v in value]
     if not isinstance(value, str) or not schemas or any(_accepts(s, value, schema) for s in schemas):
         return value
-    try:
-        typed = yaml.load(value, Loader=_SAFE_LOADER)
-    except yaml.YAMLError:
-        return value
-    if _json_type(typed) in ("integer", "number", "boolean", "null") and any(
-        _accepts(s, typed, schema) for s in schemas
-    ):
-        return typed
+    for typed in _scalars(value):
+        if any(_accepts(s, typed, schema) for s in schemas):
+            return typed
     return value
+
+
+def _scalars(text: str) -> list[Any]:
+    """The integer, number, boolean or null ``text`` may stand for."""
+    out: list[Any] = []
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            out.append(number)
+    try:
+        typed = yaml.load(text, Loader=_SAFE_LOADER)  # true/false/yes/no, null/~
+    except yaml.YAMLError:
+        return out
+    return out + ([typed] if typed is None or isinstance(typed, bool) else [])
 
 
 def merge(base: dict, update: Mapping) -> dict:
@@ -377,12 +403,11 @@ def merge(base: dict, update: Mapping) -> dict:
 
 @dataclass
 class Environment:
-    """Where a run plans and runs: the working directory (relative paths in
-    the config are relative to it), the executor of its jobs (None: local),
-    whether this process is itself a job on a cluster node, and whether CUDA
-    is there (None: ask torch, in a subprocess, when device: cuda needs it)."""
+    """Where a run's jobs run: the executor (None: local), whether this
+    process is itself a job on a cluster node, and whether CUDA is there
+    (None: ask torch, in a subprocess, when device: cuda needs it). Paths in
+    the config are relative to the working directory, as in the jobs."""
 
-    workdir: Path = field(default_factory=Path.cwd)
     executor: str | None = None
     remote_job: bool = False
     cuda: bool | None = None
@@ -392,15 +417,9 @@ class Environment:
         return self.executor in (None, "local", "dryrun", "touch")
 
 
-def run_executor(argv: Sequence[str]) -> str | None:
-    """The executor this snakemake command line asks for ('local', 'slurm',
-    ...; profiles included, resolved by Snakemake's own argument parser), or
-    None when ``argv`` is not a snakemake command line.
-
-    The Snakefile cannot learn this from ``workflow``: Snakemake reads the
-    Snakefile before it picks the executor (while rules are read,
-    workflow.local_exec is True and workflow.dryrun False whatever the
-    command line says), and a dry run replaces the executor by 'dryrun'."""
+def _snakemake_args(argv: Sequence[str]) -> Any:
+    """``argv`` parsed by Snakemake's own parser (profiles applied, its
+    messages silenced), or None when it is not a snakemake command line."""
     import contextlib
     import io
 
@@ -408,10 +427,22 @@ def run_executor(argv: Sequence[str]) -> str | None:
         from snakemake.cli import parse_args
 
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            _, args = parse_args(list(argv))
+            return parse_args(list(argv))[1]
     except (Exception, SystemExit):
         return None
-    return getattr(args, "executor", None) or "local"
+
+
+def run_executor(argv: Sequence[str]) -> str | None:
+    """The executor this snakemake command line asks for ('local', 'slurm',
+    ...; profiles included), or None when ``argv`` is not a snakemake
+    command line.
+
+    The Snakefile cannot learn this from ``workflow``: Snakemake reads the
+    Snakefile before it picks the executor (while rules are read,
+    workflow.local_exec is True and workflow.dryrun False whatever the
+    command line says), and a dry run replaces the executor by 'dryrun'."""
+    args = _snakemake_args(argv)
+    return None if args is None else (getattr(args, "executor", None) or "local")
 
 
 def plan_config(
@@ -447,9 +478,7 @@ def plan_workflow_config(workflow: Any, config: Mapping[str, Any]) -> dict:
     files = [str(f) for f in workflow.configfiles if str(f) not in cli] + cli
     unique = list({os.path.realpath(f): f for f in reversed(files)}.values())[::-1]
     remote = bool(workflow.remote_exec)
-    environment = Environment(
-        workdir=Path.cwd(), executor=None if remote else run_executor(sys.argv[1:]), remote_job=remote
-    )
+    environment = Environment(executor=None if remote else run_executor(sys.argv[1:]), remote_job=remote)
     schema = Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml"
     return plan_config(config, schema, unique, dict(workflow.config_settings.config), environment)
 
@@ -460,14 +489,9 @@ def check_command_line(argv: Sequence[str]) -> int:
     reports a broken one without its name). Prints the problems; 0 if none."""
     import sys
 
+    args = _snakemake_args(argv)
     try:
-        from snakemake.cli import parse_args
-
-        _, args = parse_args(list(argv))
-    except (Exception, SystemExit):
-        return 0  # not for us to judge: snakemake reports its own command line
-    try:
-        ConfigSources.read(args.configfile or [])
+        ConfigSources.read(getattr(args, "configfile", None) or [])
     except ConfigError as e:
         print(f"ConfigError: {e}", file=sys.stderr)
         return 1
@@ -528,6 +552,16 @@ def model_grid(cfg: Mapping[str, Any]) -> list[ModelSpec]:
     exclusions, in a stable order."""
     rules = cfg["models"]["exclude"]
     return [s for s in grid_products(cfg) if not any(excluded_by(s, r) for r in rules)]
+
+
+def model_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """Every model of the run: the grid's, then the external ones."""
+    return [m.id for m in model_grid(cfg)] + sorted(cfg["models"]["external"])
+
+
+def trials_tables(cfg: Mapping[str, Any]) -> list[str]:
+    """The trials table of every model (written by rule simulate_judgments)."""
+    return [f"{cfg['results']}/judgments/{m}/trials.csv" for m in model_ids(cfg)]
 
 
 def datasets_used(cfg: Mapping[str, Any]) -> list[str]:

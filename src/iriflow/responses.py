@@ -122,6 +122,11 @@ def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> 
     for col in ID_COLUMNS:
         for i in cells.index[cells[col] == ""]:
             problems.append(_problem(path, src[i], col, "missing value", "a non-empty string"))
+    for col in ID_COLUMNS:
+        for i in cells.index[cells[col].str.contains(r"[\x00-\x1f\x7f]", regex=True)]:
+            problems.append(
+                _problem(path, src[i], col, f"{_short(cells[col][i])} holds a control character", "printable text")
+            )
     code = cells["participant"]
     for i in cells.index[(code != "") & ~code.str.fullmatch(PARTICIPANT_PATTERN)]:
         problems.append(_problem(path, src[i], "participant", f"{_short(code[i])} is not allowed", PARTICIPANT_RULE))
