@@ -19,7 +19,7 @@ from iriflow.config import (
 )
 from iriflow.io import clean_stale_temporaries
 
-# The one validation of the run, before any rule is planned (iriflow.config:
+# The one validation of the run, before anything is planned (iriflow.config:
 # config files, --config, schema, names, layers, files, device).
 try:
     _validated = plan_workflow_config(workflow, config)

@@ -1044,3 +1044,46 @@ def test_bad_response_file_leaves_earlier_results_byte_identical(tmp_path):
     assert len(pd.read_csv(judged / GRID_ID / "trials.csv")) > 0  # the trials were made ...
     after = {p.name: p.read_bytes() for p in (judged / "alignment.csv", judged / "exclusions.json")}
     assert after == before  # ... and the earlier results are untouched
+
+
+def test_corrupt_last_pt_in_the_workflow_is_moved_aside_and_training_completes(tmp_path):
+    work = tmp_path / "w"
+    model = "resnet18-ce-none-s0"
+    cfg = {
+        "models": {
+            "width": 0.125,
+            "grid": [{"datasets": ["mnist5k"], "archs": ["resnet18"], "objectives": ["ce"], "augmentations": ["none"]}],
+            "train": {"epochs": 2, "batch_size": 256},
+        },
+        "rsa": {"enabled": False},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    ckpt = work / "results" / "checkpoints" / "mnist5k" / model / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    garbage = b"PK\x03\x04" + bytes(100)  # the start of a zip archive, cut off
+    ckpt.write_bytes(garbage)
+    # a temporary a killed write left beside an output
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = work / "results" / "models" / "mnist5k" / model / f".model.pt.{iio._host()}~{dead.pid}.abcd1234.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half")
+    proc = run_snakemake(
+        f"results/models/mnist5k/{model}/model.json",
+        "--configfile",
+        str(tmp_path / "tiny.yaml"),
+        "--cores",
+        "1",
+        "-d",
+        str(work),
+    )
+    assert f"removed {Path('results/models/mnist5k') / model / stale.name}, left by a killed write" in proc.stderr
+    assert not stale.exists()
+    aside = list(ckpt.parent.glob("last.pt.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == garbage
+    log = (work / "results" / "logs" / "models" / "mnist5k" / model / "train.log").read_text()
+    assert f"checkpoint {ckpt.relative_to(work)} cannot be used" in log and "moved it aside" in log
+    metrics = pd.read_csv(work / "results" / "models" / "mnist5k" / model / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2] and np.isfinite(metrics["loss"]).all()
+    info = json.loads((work / "results" / "models" / "mnist5k" / model / "model.json").read_text())
+    assert info["epochs"] == 2 and info["resumed_from_epoch"] == 0
