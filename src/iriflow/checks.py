@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .analysis import observer_order
 from .catalog import ARCH_LAYERS, ARCH_NAMES, DATASET_NAMES, METRIC_NAMES
 from .config import (
     IRI_LOSS_KINDS,
@@ -41,15 +42,11 @@ def check_references(cfg: Mapping[str, Any]) -> list[Problem]:
     problems = _grid(cfg)
     for check in (_metrics, _losses, _observers, _survey, _results):
         problems += check(cfg)
-    if any(path[:2] in (["models", "grid"], ["models", "augmentations"]) for path, _ in problems):
+    if any(problem[0][:2] in (["models", "grid"], ["models", "augmentations"]) for problem in problems):
         return problems  # the checks below need the grid's models
     for check in (_external, _layers, _analysis, _other):
         problems += check(cfg)
     return problems
-
-
-def _names(known: Iterable[str]) -> list[str]:
-    return sorted(known)
 
 
 def _grid(cfg: Mapping[str, Any]) -> list[Problem]:
@@ -61,7 +58,7 @@ def _grid(cfg: Mapping[str, Any]) -> list[Problem]:
             for j, name in enumerate(block[key]):
                 if name not in known:
                     problems.append(
-                        (["models", "grid", i, key, j], f"{name!r} is not defined; expected one of {_names(known)}")
+                        (["models", "grid", i, key, j], f"{name!r} is not defined; expected one of {sorted(known)}")
                     )
     for name, aug in augmentations.items():
         if aug["kind"] == "adversarial":
@@ -70,7 +67,7 @@ def _grid(cfg: Mapping[str, Any]) -> list[Problem]:
                 problems.append(
                     (
                         ["models", "augmentations", name, "base"],
-                        f"{base!r} is not a defined augmentation; expected one of {_names(augmentations)}",
+                        f"{base!r} is not a defined augmentation; expected one of {sorted(augmentations)}",
                     )
                 )
             elif augmentations[base]["kind"] == "adversarial":
@@ -137,21 +134,22 @@ def model_archs(cfg: Mapping[str, Any]) -> dict[str, str]:
     return archs
 
 
-def _layer_problems(key: list, layers: Sequence[str], archs: Mapping[str, str]) -> list[Problem]:
-    """``layers`` (at ``key``) must be layers of every model in ``archs``."""
-    used = {a for a in archs.values() if a in ARCH_LAYERS}
-    if not used:
+def _layer_problems(used: Sequence[tuple[list, str]], archs: Mapping[str, str]) -> list[Problem]:
+    """Each (key path, layer) of ``used`` must name a layer of every model of
+    ``archs`` (model id -> architecture)."""
+    known = {a for a in archs.values() if a in ARCH_LAYERS}
+    if not known:
         return []
-    common = [name for name in ARCH_LAYERS[min(used)] if all(name in ARCH_LAYERS[a] for a in used)]
+    common = [name for name in ARCH_LAYERS[min(known)] if all(name in ARCH_LAYERS[a] for a in known)]
     problems: list[Problem] = []
-    for j, layer in enumerate(layers):
-        lacking = sorted(a for a in used if layer not in ARCH_LAYERS[a])
+    for key, layer in used:
+        lacking = sorted(a for a in known if layer not in ARCH_LAYERS[a])
         if lacking:
             example = next(m for m, a in archs.items() if a == lacking[0])
             detail = "; ".join(f"{a} has {list(ARCH_LAYERS[a])}" for a in lacking)
             problems.append(
                 (
-                    key + [j] if len(layers) > 1 or key[-1] == "layers" else key,
+                    key,
                     f"{layer!r} is not a layer of {', '.join(lacking)} (e.g. model {example}: {detail}); "
                     f"expected a layer every model has: {common}",
                 )
@@ -161,14 +159,15 @@ def _layer_problems(key: list, layers: Sequence[str], archs: Mapping[str, str]) 
 
 def _layers(cfg: Mapping[str, Any]) -> list[Problem]:
     archs = model_archs(cfg)
-    problems = _layer_problems(["iris", "layers"], cfg["iris"]["layers"], archs)
+    used = [(["iris", "layers", j], layer) for j, layer in enumerate(cfg["iris"]["layers"])]
     if cfg["rsa"]["enabled"]:
-        problems += _layer_problems(["rsa", "layers"], cfg["rsa"]["layers"], archs)
-    problems += _layer_problems(["analysis", "stir", "layer"], [cfg["analysis"]["stir"]["layer"]], archs)
+        used += [(["rsa", "layers", j], layer) for j, layer in enumerate(cfg["rsa"]["layers"])]
+    used.append((["analysis", "stir", "layer"], cfg["analysis"]["stir"]["layer"]))
+    problems = _layer_problems(used, archs)
     ckpt = cfg["analysis"]["checkpoints"]
     if ckpt["enabled"]:
         simclr = {s.id: s.arch for s in model_grid(cfg) if model_settings(cfg, s)["objective"]["kind"] == "simclr"}
-        problems += _layer_problems(["analysis", "checkpoints", "layer"], [ckpt["layer"]], simclr)
+        problems += _layer_problems([(["analysis", "checkpoints", "layer"], ckpt["layer"])], simclr)
     return problems
 
 
@@ -213,13 +212,6 @@ def _losses(cfg: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
-def observer_kinds(cfg: Mapping[str, Any]) -> list[str]:
-    """The observer kinds whose answers the run scores."""
-    observers = cfg["judgments"]["observers"]
-    real = ["real"] if observers["real"]["responses"] else []
-    return real + [f"simulated:{observer_name(o)}" for o in observers["simulated"]]
-
-
 def _observers(cfg: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     names = [observer_name(o) for o in cfg["judgments"]["observers"]["simulated"]]
@@ -253,7 +245,8 @@ def _analysis(cfg: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     analysis = cfg["analysis"]
     primary = analysis["primary"]
-    kinds = observer_kinds(cfg)
+    real = bool(cfg["judgments"]["observers"]["real"]["responses"])
+    kinds = [k for k in observer_order(cfg["judgments"]) if k != "real" or real]
     if primary["observer"] != "auto" and primary["observer"] not in kinds:
         hint = " (no judgments.observers.real.responses are configured)" if primary["observer"] == "real" else ""
         problems.append(
