@@ -44,8 +44,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .survey import PARTICIPANT_PATTERN
-
 RESPONSE_COLUMNS = ("participant", "set_id", "trial_id", "response", "correct", "rt_ms", "observer")
 RESPONSE_DTYPES = {
     "participant": "str",
@@ -127,6 +125,9 @@ def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> 
             problems.append(
                 _problem(path, src[i], col, f"{_short(cells[col][i])} holds a control character", "printable text")
             )
+    # the survey page's own rule; imported here so that survey may import what imports this module
+    from .survey import PARTICIPANT_PATTERN
+
     code = cells["participant"]
     for i in cells.index[(code != "") & ~code.str.fullmatch(PARTICIPANT_PATTERN)]:
         problems.append(_problem(path, src[i], "participant", f"{_short(code[i])} is not allowed", PARTICIPANT_RULE))
