@@ -434,6 +434,13 @@ def test_valid_configs_are_accepted(schema, workdir):
     # cuda under a cluster executor that gives the device stages GPUs: planned (checked on the node)
     gpus = "device: cuda\nmodels: {resources: {gpu: 1}}\niris: {resources: {gpu: 1}}"
     assert refusal(schema, workdir, gpus, executor="slurm") is None
+    # in a job on a cluster node only the configuration is checked again (files and device were checked
+    # by the main process, and the job checks CUDA on its node)
+    node = "device: cuda\nmodels: {external: {mnist5k/ext-a: {path: gone.pt, arch: resnet18}}}"
+    config = merge(yaml.safe_load(DEFAULT.read_text()), yaml.safe_load(node))
+    assert plan_config(config, schema, [], {}, Environment(executor="local", remote_job=True, cuda=False))
+    with pytest.raises(ConfigError, match="iris.layers"):
+        plan_config(merge(config, {"iris": {"layers": ["layer9"]}}), schema, [], {}, Environment(remote_job=True))
     # imagefolder with two classes of images
     for c in ("cat", "dog"):
         (workdir / "two" / c).mkdir(parents=True, exist_ok=True)

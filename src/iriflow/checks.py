@@ -368,6 +368,8 @@ def check_environment(cfg: Mapping[str, Any], env: Environment) -> list[Problem]
     """Problems with the files ``cfg`` names (relative ones are relative to
     the working directory, where Snakemake runs the jobs)
     and its device."""
+    if env.remote_job:
+        return []  # the run's main process checked them before it submitted this job
     problems: list[Problem] = []
     for check in (_image_folder, _external_files, _response_files, _things_files, _device):
         problems += check(cfg, env)
@@ -503,8 +505,8 @@ def _device(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
     executor the jobs run on other nodes (the planning node often has no
     GPU): the stages that use the device must then ask for a GPU
     (models.resources.gpu, iris.resources.gpu >= 1); each job checks CUDA
-    when it starts on its node. Inside such a job nothing is checked here."""
-    if cfg["device"] != "cuda" or env.remote_job:
+    when it starts on its node."""
+    if cfg["device"] != "cuda":
         return []
     if not env.local:
         return [

@@ -469,9 +469,11 @@ def plan_workflow_config(workflow: Any, config: Mapping[str, Any]) -> dict:
     (the Snakefile's ``configfile:``, then each --configfile), its --config
     values, the working directory, and the executor of the command line.
 
-    In a job that Snakemake runs on a cluster node (workflow.remote_exec) the
-    Snakefile is read again there: the same checks run, except the device
-    check, which the job's own start (iriflow.device) makes on that node."""
+    A job that Snakemake runs on a cluster node (workflow.remote_exec) reads
+    the Snakefile again there: the configuration is checked again, but not
+    the files and the device, which the main process checked before it
+    submitted the job (the job's own start checks CUDA on its node, and the
+    trials tables may have been remade by this run meanwhile)."""
     import sys
 
     cli = [str(f) for f in workflow.config_settings.configfiles]
