@@ -237,6 +237,11 @@ BAD_CONFIGS = [
         ["rsa.things.triplets: 'nope.txt' is not a file", "rsa.things.images: 'nope_dir' does not exist"],
     ),
     (
+        "rsa cache without the files",
+        "rsa: {cache: one_class, download: false}",
+        ["rsa.cache: 'one_class' (relative to the working directory", "lacks 92_behavRDMs.mat"],
+    ),
+    (
         "responses twice",
         REAL.format(files="good.csv, ./good.csv"),
         ["judgments.observers.real.responses[1]: './good.csv' is listed twice (also as [0])"],

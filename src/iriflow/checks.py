@@ -5,7 +5,7 @@ IRI losses, observers, example models), the layers each architecture has
 (from the torch-free iriflow.catalog), settings that contradict each other,
 and, given an Environment, what the run needs from the machine it plans on:
 the files the config names (image folder, external checkpoints, response
-files, THINGS data) and the device.
+files, THINGS data, the RSA data folder) and the device.
 
 Each check returns Problems (key path, what is wrong and what was expected);
 iriflow.config reports them all at once."""
@@ -371,7 +371,7 @@ def check_environment(cfg: Mapping[str, Any], env: Environment) -> list[Problem]
     if env.remote_job:
         return []  # the run's main process checked them before it submitted this job
     problems: list[Problem] = []
-    for check in (_image_folder, _external_files, _response_files, _things_files, _device):
+    for check in (_image_folder, _external_files, _response_files, _things_files, _rsa_cache, _device):
         problems += check(cfg, env)
     return problems
 
@@ -477,6 +477,27 @@ def _things_files(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
             )
         )
     return problems
+
+
+def _rsa_cache(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
+    """A folder of rsa.cache without the two files, when they may not be downloaded."""
+    rsa = cfg["rsa"]
+    if not rsa["enabled"] or not rsa["cache"] or rsa["download"]:
+        return []
+    from .rsa import RSA92_FILES
+
+    missing = [f.name for f in RSA92_FILES.values() if not (_at(rsa["cache"]) / f.name).is_file()]
+    if not missing:
+        return []
+    return [
+        (
+            ["rsa", "cache"],
+            f"{rsa['cache']!r}{_relative_note(rsa['cache'])} lacks {', '.join(missing)}, and rsa.download is "
+            "false; expected the folder that holds them ('' uses the copy committed in resources/rsa92), "
+            "or rsa.download: true",
+            ["rsa", "download"],
+        )
+    ]
 
 
 def cuda_available() -> bool | None:
