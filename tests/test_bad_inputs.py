@@ -805,11 +805,26 @@ def _toy():
     return x.clamp(0, 1), y
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread (more only contend on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, one_thread):
+    full = _trainer(tmp_path_factory.mktemp("full") / "last.pt")
+    full.run(*_toy())
+    return full
+
+
 @pytest.mark.parametrize("damage", ["truncated", "empty", "not a checkpoint", "other model"])
-def test_corrupt_checkpoint_is_moved_aside_and_training_completes(tmp_path, damage, caplog):
+def test_corrupt_checkpoint_is_moved_aside_and_training_completes(tmp_path, damage, caplog, uninterrupted):
     x, y = _toy()
-    full = _trainer(tmp_path / "full" / "last.pt")
-    full.run(x, y)
+    full = uninterrupted
     ckpt = tmp_path / "run" / "last.pt"
     first = _trainer(ckpt)
     first.run(x, y, stop_after=2)  # killed after epoch 2 ...
