@@ -604,7 +604,12 @@ def analyse(
     and every interaction it enters; ``<factor> x <by>``: only its
     interactions with ``by``), refit within each level of ``by`` and test
     every factor there (scope ``<by>=<level>``), and compute the contrast
-    families. ``data`` needs columns correct, participant, item, set_id,
+    families (conditions ``<by>=<level>[, <factor>=<level>]``). ``by`` is
+    crossed with the factors only when it takes two levels or more, but the
+    scopes and conditions name its level even when it takes one (a grid
+    with one IRI loss): then scope ``<by>=<level>`` repeats the tests of
+    scope ``all``, and the readers of these tables find the loss they ask
+    for. ``data`` needs columns correct, participant, item, set_id,
     model, chance and the named variables, which must be constant within a
     set_id."""
     if data.empty:
@@ -614,7 +619,8 @@ def analyse(
     table = cells.table
     levels = ordered_levels(table, variables, preferred_levels)
     covs = [c for c in covariates if len(levels[c]) >= 2]
-    by_ = by if by and len(levels[by]) >= 2 else None
+    by_levels = levels[by] if by else ()
+    by_ = by if len(by_levels) >= 2 else None  # crossed with the factors only when it varies
     kept, notes = select_factors(table, factors, levels, fixed=())
     for c in covariates:
         if c not in covs:
@@ -633,26 +639,25 @@ def analyse(
             ]
     specs += [(c, design.columns_of(lambda t, c=c: t == (c,)), "covariate") for c in covs]
     rows = _tests(cells, fit, specs, "all")
-    if by_:
-        for lb in levels[by_]:
-            sub = cells.subset(table[by_].to_numpy() == lb)
-            sub_levels = ordered_levels(sub.table, variables, preferred_levels)
-            sub_kept, _ = select_factors(sub.table, kept, sub_levels)
-            sub_covs = [c for c in covs if len(sub_levels[c]) >= 2]
-            if not sub_kept:
-                continue
-            sub_design = build_design(sub.table, model_terms(sub_kept, None, sub_covs, interactions), sub_levels)
-            sub_fit = fit_binomial(sub, sub_design)
-            rows += _tests(
-                sub,
-                sub_fit,
-                [(f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions") for f in sub_kept],
-                f"{by_}={lb}",
-            )
+    for lb in by_levels:
+        sub = cells.subset(table[by].to_numpy() == lb)
+        sub_levels = ordered_levels(sub.table, variables, preferred_levels)
+        sub_kept, _ = select_factors(sub.table, kept, sub_levels)
+        sub_covs = [c for c in covs if len(sub_levels[c]) >= 2]
+        if not sub_kept:
+            continue
+        sub_design = build_design(sub.table, model_terms(sub_kept, None, sub_covs, interactions), sub_levels)
+        sub_fit = fit_binomial(sub, sub_design)
+        rows += _tests(
+            sub,
+            sub_fit,
+            [(f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions") for f in sub_kept],
+            f"{by}={lb}",
+        )
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS))
     contrast_table = (
         pd.concat(
-            [factor_contrasts(cells, fit, kept, by_, level), model_contrasts(cells, by_, level)], ignore_index=True
+            [factor_contrasts(cells, fit, kept, by, level), model_contrasts(cells, by, level)], ignore_index=True
         )
         if contrasts
         else pd.DataFrame(columns=list(CONTRAST_COLUMNS))
