@@ -11,16 +11,15 @@ from conftest import ROOT, SCHEMA
 from iriflow.analysis import (
     alignment_table,
     answers,
-    evaluate_findings,
     model_factors,
     preferred_levels,
     primary_observer,
     split_set_ids,
-    summary_text,
     table_latex,
     table_markdown,
 )
 from iriflow.config import validate_config
+from iriflow.findings import evaluate_findings, summary_text
 from iriflow.plots import alignment_data, alignment_figure, pick_examples, proxy_data
 from iriflow.snapshots import snapshot_epochs
 from iriflow.stats import analyse

@@ -656,9 +656,7 @@ def analyse(
         )
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS))
     contrast_table = (
-        pd.concat(
-            [factor_contrasts(cells, fit, kept, by, level), model_contrasts(cells, by, level)], ignore_index=True
-        )
+        pd.concat([factor_contrasts(cells, fit, kept, by, level), model_contrasts(cells, by, level)], ignore_index=True)
         if contrasts
         else pd.DataFrame(columns=list(CONTRAST_COLUMNS))
     )
