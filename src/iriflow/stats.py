@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 TEST_COLUMNS = (
     "scope",
@@ -341,11 +342,35 @@ def cluster_df(cells: Cells) -> float | None:
 
 
 def _glm(cells: Cells, x: np.ndarray):
+    """The binomial GLM on the counts per cell, and its warnings worth
+    reporting. statsmodels warns of perfect separation whenever the fitted
+    proportions equal the observed ones, which every saturated model does
+    (one coefficient per IRI set: two models under one IRI loss), and its
+    working regression divides by zero residual df there; neither is a
+    problem of the fit, so they are dropped. Real separation (a set fitted
+    at P(correct) 0 or 1: every answer right, or every answer wrong) is
+    reported with the sets it concerns."""
     endog = np.column_stack([cells.table["k"], cells.table["n"] - cells.table["k"]])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = sm.GLM(endog, x, family=sm.families.Binomial()).fit()
-    return res, sorted({str(w.message).splitlines()[0][:120] for w in caught})
+    mu = np.asarray(res.fittedvalues)
+    certain = (mu < 1e-8) | (mu > 1 - 1e-8)
+    kept = set()
+    for w in caught:
+        text = str(w.message).splitlines()[0][:120]
+        if issubclass(w.category, PerfectSeparationWarning):
+            continue  # replaced below when real
+        if res.df_resid == 0 and text.endswith("encountered in scalar divide"):  # the working regression's scale
+            continue
+        kept.add(text)
+    if certain.any():
+        sets = cells.table.iloc[:, 0].astype(str)[certain].tolist()
+        kept.add(
+            f"perfect prediction: {len(sets)} of {len(mu)} IRI sets fitted at P(correct) 0 or 1, so their "
+            f"coefficients are not identified ({', '.join(sets[:3])}{', ...' if len(sets) > 3 else ''})"
+        )
+    return res, sorted(kept)
 
 
 def fit_binomial(cells: Cells, design: Design) -> Fit:
