@@ -390,3 +390,25 @@ def test_alignment_scores_are_the_share_correct_of_the_kept_answers():
     first = table.loc[table["model"] == "resnet18-ce-adv_l2-s0"].iloc[0]
     assert (first["arch"], first["objective"], first["augmentation"], first["seed"]) == ("resnet18", "ce", "adv_l2", 0)
     assert first["loss"] == "regfree" and first["seed_type"] == "other-image" and first["dataset"] == "mnist5k"
+
+
+def test_proxy_table_keeps_a_stir_column_without_values():
+    """STIR is NaN for sets with fewer converged IRIs than stir.min_iris: the
+    column stays, shown as --, instead of vanishing from the table."""
+    set_id = "mnist5k/resnet18-ce-standard-s0/penultimate/regfree/other-image"
+    proxy = pd.DataFrame({"set_id": [set_id], "alternative": ["seed"], "metric": ["ssim"], "n": [2], "proxy": [0.5]})
+    stir = pd.DataFrame(
+        {
+            "set_id": set_id,
+            "model": "mnist5k/resnet18-ce-standard-s0",
+            "reference_model": ["mnist5k/resnet18-ce-standard-s0", "mnist5k/resnet18-ce-adv_l2-s0"],
+            "layer": "penultimate",
+            "n": 2,
+            "cka": np.nan,
+        }
+    )
+    table = proxy_table(proxy, stir)
+    assert list(table.columns) == ["model", "loss", "2AFC ssim vs seed (%)", "STIR (CKA)"]
+    assert table.loc[0, "2AFC ssim vs seed (%)"] == 50.0 and np.isnan(table.loc[0, "STIR (CKA)"])
+    assert proxy_markdown(table).splitlines()[2].endswith("| 50.0 | -- |")
+    assert "<td>50.0</td><td>--</td>" in proxy_html(table)

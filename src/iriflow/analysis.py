@@ -471,8 +471,8 @@ def proxy_table(proxy: pd.DataFrame, stir: pd.DataFrame, loss_order: Sequence[st
     averaging: ``2AFC <metric> vs <alternative> (%)`` (100 x the share of IRIs
     closer to their target than to the other option, proxy_2afc.csv) and
     ``STIR (CKA)`` (mean linear CKA of the other models' representations of
-    targets vs IRIs, stir.csv; the model itself left out). Rows sorted by
-    model, then IRI loss in ``loss_order``."""
+    targets vs IRIs, stir.csv; the model itself left out; NaN where too few
+    IRIs converged). Rows sorted by model, then IRI loss in ``loss_order``."""
     cols = []
     if len(proxy):
         p = pd.concat([proxy.reset_index(drop=True), split_set_ids(proxy["set_id"]).reset_index(drop=True)], axis=1)
@@ -484,7 +484,9 @@ def proxy_table(proxy: pd.DataFrame, stir: pd.DataFrame, loss_order: Sequence[st
         s = pd.concat([s, split_set_ids(s["set_id"]).drop(columns="model")], axis=1)
         cols.append(s.assign(column="STIR (CKA)", value=s["cka"])[["model", "loss", "column", "value"]])
     long = pd.concat(cols, ignore_index=True) if cols else pd.DataFrame(columns=["model", "loss", "column", "value"])
-    table = long.pivot_table(index=["model", "loss"], columns="column", values="value", aggfunc="mean").reset_index()
+    table = long.pivot_table(index=["model", "loss"], columns="column", values="value", aggfunc="mean")
+    # a column of no value (STIR of sets with fewer converged IRIs than stir.min_iris) stays, as "--"
+    table = table.reindex(columns=sorted(long["column"].unique())).reset_index()
     rank = {v: i for i, v in enumerate(_order(table["loss"], loss_order))}
     table = table.sort_values(["model", "loss"], key=lambda c: c.map(rank) if c.name == "loss" else c)
     table.columns.name = None
