@@ -166,36 +166,25 @@ def test_aliased_and_constant_factors_are_left_out_and_named():
 
 def _two_losses(seed: int = 0, n_participants: int = 15, n_items: int = 30) -> pd.DataFrame:
     """Adversarial training helps under 'regfree' (0.5 -> 0.85) but not under
-    'adversarial' (0.5 and 0.5); two architectures with no effect."""
-    rng = np.random.default_rng(seed)
-    probs = {
-        ("regfree", "standard"): 0.5,
-        ("regfree", "adversarial"): 0.85,
-        ("adversarial", "standard"): 0.5,
-        ("adversarial", "adversarial"): 0.5,
-    }
-    parts = []
-    for (loss, adv), p in probs.items():
-        for arch in ("resnet18", "vgg16bn"):
-            model = f"{arch}-{adv}"
-            y = rng.random((n_participants, n_items)) < p
-            pi, ii = np.meshgrid(np.arange(n_participants), np.arange(n_items), indexing="ij")
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "correct": y.ravel().astype(np.int8),
-                        "participant": [f"p{k}" for k in pi.ravel()],
-                        "item": [f"{model}/{loss}/{i}" for i in ii.ravel()],
-                        "arch": arch,
-                        "adversarial": adv,
-                        "loss": loss,
-                        "model": model,
-                        "set_id": f"{model}/{loss}",
-                        "chance": 0.5,
-                    }
-                )
-            )
-    return pd.concat(parts, ignore_index=True)
+    'adversarial' (0.5 and 0.5); two architectures with no effect; no
+    random effects."""
+    logit = {"standard": 0.0, "adversarial": np.log(0.85 / 0.15)}
+    sets = [
+        (
+            {
+                "arch": arch,
+                "adversarial": adv,
+                "loss": loss,
+                "model": f"{arch}-{adv}",
+                "set_id": f"{arch}-{adv}/{loss}",
+            },
+            logit[adv] if loss == "regfree" else 0.0,
+        )
+        for loss in ("regfree", "adversarial")
+        for adv in ("standard", "adversarial")
+        for arch in ("resnet18", "vgg16bn")
+    ]
+    return simulate_answers(sets, seed, n_participants=n_participants, n_items=n_items, sd_participant=0.0, sd_item=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -79,19 +79,23 @@ def _df2(t) -> str:
     return f" (F reference, {d:.0f} denominator df)" if np.isfinite(d) else " (chi-square reference)"
 
 
-def _not_testable(n: int, observer: str, measure: str, why: str) -> dict:
+def _verdict(n: int, observer: str, measure: str, verdict: str, test, effect: float, detail: str) -> dict:
+    """One row of the findings table (FINDING_COLUMNS); ``test`` the row of
+    the tests table the verdict rests on, or None."""
+    stat = {"statistic": "chi2", "df": "df_adj", "df_resid": "df_resid", "p": "p"}
     return {
         "finding": n,
         "observer": observer,
         "measure": measure,
-        "verdict": "not testable",
-        "statistic": np.nan,
-        "df": np.nan,
-        "df_resid": np.nan,
-        "p": np.nan,
-        "effect_pp": np.nan,
-        "detail": why,
+        "verdict": verdict,
+        **{k: (test[v] if test is not None else np.nan) for k, v in stat.items()},
+        "effect_pp": effect,
+        "detail": detail,
     }
+
+
+def _not_testable(n: int, observer: str, measure: str, why: str) -> dict:
+    return _verdict(n, observer, measure, "not testable", None, np.nan, why)
 
 
 def finding_1(an, observer: str, measure: str, regfree: str | None, alpha: float) -> dict:
@@ -120,18 +124,7 @@ def finding_1(an, observer: str, measure: str, regfree: str | None, alpha: float
     detail = f"under {regfree}: adversarial - standard {_contrast_text(c)}; {_test_text(t)}" + (
         f". By architecture: {archs}" if archs else ""
     )
-    return {
-        "finding": 1,
-        "observer": observer,
-        "measure": measure,
-        "verdict": "supported" if ok else "not supported",
-        "statistic": t["chi2"],
-        "df": t["df_adj"],
-        "df_resid": t["df_resid"],
-        "p": t["p"],
-        "effect_pp": c["diff_pp"],
-        "detail": detail,
-    }
+    return _verdict(1, observer, measure, "supported" if ok else "not supported", t, c["diff_pp"], detail)
 
 
 def finding_2(
@@ -188,18 +181,7 @@ def finding_2(
     verdict = "supported" if all(checks) else ("not supported" if not any(checks) else "partly supported")
     if len(checks) < 3:
         verdict += f" ({len(checks)} of 3 parts testable)"
-    return {
-        "finding": 2,
-        "observer": observer,
-        "measure": measure,
-        "verdict": verdict,
-        "statistic": t["chi2"] if t is not None else np.nan,
-        "df": t["df_adj"] if t is not None else np.nan,
-        "df_resid": t["df_resid"] if t is not None else np.nan,
-        "p": t["p"] if t is not None else np.nan,
-        "effect_pp": effect,
-        "detail": "; ".join(parts),
-    }
+    return _verdict(2, observer, measure, verdict, t, effect, "; ".join(parts))
 
 
 def finding_3(an, observer: str, measure: str, scores: pd.DataFrame | None, alpha: float) -> dict:
@@ -248,18 +230,8 @@ def finding_3(an, observer: str, measure: str, scores: pd.DataFrame | None, alph
     if not checks:
         return _not_testable(3, observer, measure, "no SimCLR checkpoint answers")
     verdict = "supported" if all(checks) else ("not supported" if not any(checks) else "partly supported")
-    return {
-        "finding": 3,
-        "observer": observer,
-        "measure": measure,
-        "verdict": verdict,
-        "statistic": t["chi2"] if t is not None else np.nan,
-        "df": t["df_adj"] if t is not None else np.nan,
-        "df_resid": t["df_resid"] if t is not None else np.nan,
-        "p": t["p"] if t is not None else np.nan,
-        "effect_pp": float(per_epoch["diff_pp"].max()) if len(per_epoch) else np.nan,
-        "detail": "; ".join(parts),
-    }
+    effect = float(per_epoch["diff_pp"].max()) if len(per_epoch) else np.nan
+    return _verdict(3, observer, measure, verdict, t, effect, "; ".join(parts))
 
 
 def evaluate_findings(
