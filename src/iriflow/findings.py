@@ -143,26 +143,16 @@ def finding_2(
         parts.append(f"(a) adversarial training x IRI loss interaction: {_test_text(t)}")
     effect = np.nan
     for prior in priors:
-        c = _row(
-            an.contrasts,
-            family="factor",
-            factor="loss",
-            level_a=prior,
-            level_b=regfree,
-            condition="adversarial=standard",
-        )
-        if c is None:
+        c = None
+        for a, b in ((prior, regfree), (regfree, prior)):
             c = _row(
-                an.contrasts,
-                family="factor",
-                factor="loss",
-                level_a=regfree,
-                level_b=prior,
-                condition="adversarial=standard",
+                an.contrasts, family="factor", factor="loss", level_a=a, level_b=b, condition="adversarial=standard"
             )
-            if c is not None:  # stored the other way round: flip
-                c = c.copy()
-                c["diff_pp"], c["diff_pp_lo"], c["diff_pp_hi"] = -c["diff_pp"], -c["diff_pp_hi"], -c["diff_pp_lo"]
+            if c is not None:
+                break
+        if c is not None and a == regfree:  # stored the other way round: flip
+            c = c.copy()
+            c["diff_pp"], c["diff_pp_lo"], c["diff_pp_hi"] = -c["diff_pp"], -c["diff_pp_hi"], -c["diff_pp_lo"]
         if c is not None:
             checks.append(c["diff_pp"] > 0 and c["p_holm"] < alpha)
             effect = c["diff_pp"]
