@@ -43,6 +43,8 @@ from iriflow.config import (
 )
 from iriflow.judgments import build_trials, simulate_population
 from iriflow.responses import ResponseError, check_response_file, load_response_files, load_responses
+from test_train import RECIPE as TRAIN_RECIPE
+from test_train import make_trainer, toy_data
 
 DEFAULT = ROOT / "config" / "config.yaml"
 GRID_ID = "mnist5k/resnet18-ce-standard-s0"
@@ -778,55 +780,32 @@ def test_catalog_layers_are_those_of_the_real_models():
 # --- a corrupt training checkpoint ---------------------------------------------------------
 
 
-def _trainer(checkpoint):
-    from iriflow.archs import build_model
-    from iriflow.augment import build_augmentation
-    from iriflow.train import Trainer, build_objective
-
-    torch.manual_seed(0)
-    model = build_model("resnet18", 2, 1, [0.3], [0.3], 0.0625)
-    recipe = {
-        "epochs": 3,
-        "batch_size": 16,
-        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
-        "schedule": {"name": "constant"},
-    }
-    objective = build_objective({"kind": "ce"}, model.head.in_features)
-    aug = build_augmentation("none", {"none": {"kind": "none"}})
-    return Trainer(model, objective, aug, recipe, 0, torch.device("cpu"), checkpoint=checkpoint, fingerprint="f")
+RECIPE = {**TRAIN_RECIPE, "epochs": 3, "snapshot_every": 0}
 
 
-def _toy():
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(48) % 2
-    x = 0.2 * torch.rand(48, 1, 16, 16, generator=g)
-    x[y == 0, :, :, :8] += 0.6
-    x[y == 1, :, :, 8:] += 0.6
-    return x.clamp(0, 1), y
+def _trainer(tmp_path, tag):
+    """A Trainer of tests/test_train.py, checkpointing to tmp_path/tag/last.pt."""
+    trainer = make_trainer(tmp_path, aug="none", tag=tag, recipe=RECIPE)
+    trainer.snapshot_dir = None
+    return trainer
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread (more only contend on a busy machine)."""
+def uninterrupted(tmp_path_factory):
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
+    torch.set_num_threads(1)  # tiny models: more threads only contend on a busy machine
+    full = _trainer(tmp_path_factory.mktemp("full"), "full")
+    full.run(*toy_data())
+    yield full
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, one_thread):
-    full = _trainer(tmp_path_factory.mktemp("full") / "last.pt")
-    full.run(*_toy())
-    return full
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "not a checkpoint", "other model"])
 def test_corrupt_checkpoint_is_moved_aside_and_training_completes(tmp_path, damage, caplog, uninterrupted):
-    x, y = _toy()
+    x, y = toy_data()
     full = uninterrupted
     ckpt = tmp_path / "run" / "last.pt"
-    first = _trainer(ckpt)
+    first = _trainer(tmp_path, "run")
     first.run(x, y, stop_after=2)  # killed after epoch 2 ...
     good = ckpt.read_bytes()
     if damage == "truncated":
@@ -841,14 +820,14 @@ def test_corrupt_checkpoint_is_moved_aside_and_training_completes(tmp_path, dama
         torch.save(state, ckpt)
     damaged = ckpt.read_bytes()
     with caplog.at_level(logging.WARNING, logger="iriflow.train"):
-        result = _trainer(ckpt).run(x, y)  # ... and restarted on a damaged checkpoint
+        result = _trainer(tmp_path, "run").run(x, y)  # ... and restarted on a damaged checkpoint
     aside = list(ckpt.parent.glob("last.pt.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == damaged
     assert f"checkpoint {ckpt} cannot be used" in caplog.text and f"moved it aside to {aside[0]}" in caplog.text
     # trained from scratch to the end: every epoch, and the weights of an uninterrupted run
     assert result.resumed_from == 0 and [r["epoch"] for r in result.history] == [1, 2, 3]
     assert [r["loss"] for r in result.history] == pytest.approx([r["loss"] for r in full.history], rel=1e-6)
-    fresh = _trainer(ckpt)
+    fresh = _trainer(tmp_path, "run")
     assert fresh._read_checkpoint()["epoch"] == 3  # the new checkpoint is good
 
 
