@@ -28,8 +28,18 @@ if not os.path.realpath(iriflow.__file__).startswith(os.path.realpath(SRC) + os.
 
 
 # The default config is found next to this file, so the workflow also runs from
-# another working directory (snakemake -s path/to/Snakefile -d scratch/).
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# another working directory (snakemake -s path/to/Snakefile -d scratch/). It is
+# read here first, so that a broken file is reported with its name and line.
+DEFAULT_CONFIG = os.path.join(workflow.basedir, "config", "config.yaml")
+from iriflow.config import ConfigError, read_config_file
+
+try:
+    read_config_file(DEFAULT_CONFIG)
+except ConfigError as err:
+    raise WorkflowError(str(err))
+
+
+configfile: DEFAULT_CONFIG
 
 
 report: "report/workflow.rst"

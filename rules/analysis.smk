@@ -206,7 +206,6 @@ rule proxy_table:
         runtime=5,
     params:
         levels=LEVELS,
-        models=config["models"],
     script:
         "../scripts/proxy_table.py"
 

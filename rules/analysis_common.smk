@@ -3,7 +3,6 @@
 from collections import namedtuple
 
 from iriflow.analysis import example_pair, preferred_levels  # noqa: E402
-from iriflow.config import IRI_LOSS_KINDS  # noqa: E402
 from iriflow.snapshots import snapshot_epochs  # noqa: E402
 
 ANALYSIS = config["analysis"]
@@ -16,15 +15,11 @@ OBSERVERS = LEVELS["observer"]  # observer kinds in config order (real first)
 
 
 def checkpoint_iri_settings():
-    """IRI settings of the snapshot IRIs: those of the IRI stage for CKPT's loss."""
+    """IRI settings of the snapshot IRIs: those of the IRI stage for CKPT's loss
+    (a loss of iris.loss_defs or a registered kind, as validated)."""
     iris = config["iris"]
     loss = CKPT["loss"]
-    spec = iris["loss_defs"].get(loss) or ({"kind": loss} if loss in IRI_LOSS_KINDS else None)
-    if spec is None:
-        raise WorkflowError(
-            f"analysis.checkpoints.loss: {loss!r} is neither a registered IRI loss "
-            f"{list(IRI_LOSS_KINDS)} nor defined in iris.loss_defs"
-        )
+    spec = iris["loss_defs"].get(loss) or {"kind": loss}
     return iri_settings({**config, "iris": {**iris, "loss_defs": {**iris["loss_defs"], loss: spec}}}, loss)
 
 
@@ -81,11 +76,6 @@ EXAMPLE_MODELS = (
     else example_pair(ALL_MODEL_IDS, config["models"], LEVELS)
 )
 EXAMPLE_SEED_TYPE = ANALYSIS["examples"]["seed_type"] or config["iris"]["seed_types"][0]
-if EXAMPLE_SEED_TYPE not in config["iris"]["seed_types"]:
-    raise WorkflowError(
-        f"analysis.examples.seed_type: {EXAMPLE_SEED_TYPE!r} is not among iris.seed_types "
-        f"{config['iris']['seed_types']}"
-    )
 
 
 def write_report():

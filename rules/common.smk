@@ -1,6 +1,7 @@
 # Shared set-up: config validation, the model grid, path helpers and input
 # functions. Rules stay declarative; the logic lives in src/iriflow/.
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -12,23 +13,38 @@ from iriflow.config import (
     engstrom_settings,
     iri_settings,
     model_grid,
+    model_ids,
     model_settings,
-    validate_config,
+    plan_workflow_config,
+    trials_tables,
 )
+from iriflow.io import clean_stale_temporaries
 from iriflow.iriset import procedure_set_id
 
+# The one validation of the run, before anything is planned (iriflow.config:
+# config files, --config, schema, names, layers, files, device).
 try:
-    _validated = validate_config(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
+    _validated = plan_workflow_config(workflow, config)
 except ConfigError as err:
     raise WorkflowError(f"{err}\n(schema with descriptions: config/schema/config.schema.yaml)")
 config.clear()
 config.update(_validated)
 
 R = config["results"]
+
+
+# Before the first job of a real run (not a dry run): remove the temporaries
+# that atomic writes of killed jobs left behind (iriflow.io).
+onstart:
+    for tmp in clean_stale_temporaries(R):
+        print(f"removed {tmp}, left by a killed write", file=sys.stderr)
+
+
 DATASETS = datasets_used(config)
 MODELS = model_grid(config)
 EXTERNAL = config["models"]["external"]
-ALL_MODEL_IDS = [m.id for m in MODELS] + sorted(EXTERNAL)
+ALL_MODEL_IDS = model_ids(config)
+TRIALS_TABLES = trials_tables(config)
 
 
 def _alternatives(names):

@@ -54,12 +54,36 @@ rule simulate_judgments:
         "../scripts/simulate_judgments.py"
 
 
+# Real observers' response files (survey exports or generic CSVs) against the
+# trials tables, in a step of its own. The run's planning already checked each
+# file's format, and its trials too when the trials tables existed then (the
+# usual case: the survey is made from them); when they are made in this run,
+# a bad file stops the run here, and score_alignment's outputs of an earlier
+# run stay as they are (Snakemake deletes only a failed job's outputs).
+rule check_responses:
+    input:
+        trials=TRIALS_TABLES,
+        real=config["judgments"]["observers"]["real"]["responses"],
+    output:
+        checked=f"{R}/judgments/real_responses.json",
+    log:
+        f"{R}/logs/judgments/check_responses.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
+    script:
+        "../scripts/check_responses.py"
+
+
 rule score_alignment:
     input:
-        trials=expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
+        trials=TRIALS_TABLES,
         responses=expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
-        # real observers' files (survey exports or generic CSVs), imported and validated by the script
         real=config["judgments"]["observers"]["real"]["responses"],
+        checked=(rules.check_responses.output.checked if config["judgments"]["observers"]["real"]["responses"] else []),
     output:
         alignment=f"{R}/judgments/alignment.csv",
         exclusions=f"{R}/judgments/exclusions.json",

@@ -11,11 +11,6 @@ RSA_LEVELS = preferred_levels(config)
 RSA_SCORING = {k: RSA[k] for k in ("rdm_metric", "bootstrap", "probe")}
 RSA_DEVICE = config["device"] if RSA["resources"]["gpu"] else "cpu"
 RSA_THINGS = bool(RSA["things"]["triplets"])
-if RSA_THINGS and not RSA["things"]["images"]:
-    raise WorkflowError(
-        "rsa.things.images: a THINGS triplet file (rsa.things.triplets) needs the images it "
-        "indexes: a folder (sorted by name) or a text file with one image path per line"
-    )
 
 
 # One file per model and layer of rsa.layers.

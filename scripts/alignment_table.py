@@ -2,11 +2,9 @@
 95% CI of the primary observer and measure; rows IRI loss x training
 variant, columns architecture) as CSV, Markdown, LaTeX and HTML."""
 
-import html
-
 import pandas as pd
 
-from iriflow.analysis import MEASURE_LABELS, alignment_table, primary_observer, table_latex, table_markdown
+from iriflow.analysis import MEASURE_LABELS, alignment_table, primary_observer, table_html, table_latex, table_markdown
 from iriflow.io import atomic_path
 from iriflow.runtime import RuleContext
 
@@ -29,18 +27,6 @@ with atomic_path(out.markdown) as tmp:
     tmp.write_text(md)
 with atomic_path(out.latex) as tmp:
     tmp.write_text(table_latex(table, title))
-rows = [line.strip("|").split("|") for line in md.splitlines()[2:] if line.startswith("|")]
-body = "".join(
-    "<tr>"
-    + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}</{'th' if i == 0 else 'td'}>" for c in r)
-    + "</tr>"
-    for i, r in enumerate(rows)
-    if i != 1
-)
 with atomic_path(out.html) as tmp:
-    tmp.write_text(
-        f"<!DOCTYPE html><meta charset='utf-8'><title>alignment table</title>"
-        f"<style>td,th{{padding:2px 8px;text-align:right}}</style><p>{html.escape(title)}</p>"
-        f"<table>{body}</table>\n"
-    )
+    tmp.write_text(table_html(table, title))
 ctx.log.info("%s\n%s", title, md)

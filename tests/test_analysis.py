@@ -1,6 +1,7 @@
 """From judgments to claims (iriflow.analysis, iriflow.snapshots,
-iriflow.plots): design factors of model ids, answer tables, findings on data
-with known effects, the paper-style table and the data behind figures."""
+iriflow.plots): design factors of model ids, answer tables, the paper-style
+table and the data behind figures. The findings on data with known effects:
+tests/test_findings.py."""
 
 import numpy as np
 import pandas as pd
@@ -11,19 +12,16 @@ from conftest import ROOT, SCHEMA
 from iriflow.analysis import (
     alignment_table,
     answers,
-    evaluate_findings,
     model_factors,
     preferred_levels,
     primary_observer,
     split_set_ids,
-    summary_text,
     table_latex,
     table_markdown,
 )
 from iriflow.config import validate_config
 from iriflow.plots import alignment_data, alignment_figure, pick_examples, proxy_data
 from iriflow.snapshots import snapshot_epochs
-from iriflow.stats import analyse
 
 
 @pytest.fixture(scope="module")
@@ -106,90 +104,6 @@ def test_answers_drop_catch_trials_and_carry_measure_and_factors(cfg):
     assert a["correct"].tolist() == [1, 0, 1] and a["chance"].tolist() == [0.5, 0.5, 0.25]
     assert (a["adversarial"] == "adversarial").all() and (a["item"] == f"{set_id}#0").all()
     assert answers(responses.iloc[:0], trials, cfg["models"]).empty
-
-
-def _answers(
-    effect_regfree: float, effect_adv: float, seed: int = 0, n_participants: int = 12, n_items: int = 24
-) -> pd.DataFrame:
-    """Answers of a 2 arch x 2 training x 3 loss design: adversarial
-    training raises P(correct) by ``effect_regfree`` under regfree, not
-    under tv-l6 (all models 0.7), and by ``effect_adv`` from 0.5 under the
-    adversarial loss."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for arch in ("resnet18", "vgg16bn"):
-        for adv in ("standard", "adversarial"):
-            model = f"mnist5k/{arch}-ce-{'adv_l2' if adv == 'adversarial' else 'standard'}-s0"
-            for loss, p in (
-                ("regfree", 0.5 + effect_regfree * (adv == "adversarial")),
-                ("tv-l6", 0.7),
-                ("adversarial", 0.5 + effect_adv * (adv == "adversarial")),
-            ):
-                y = rng.random((n_participants, n_items)) < p
-                pi, ii = np.meshgrid(np.arange(n_participants), np.arange(n_items), indexing="ij")
-                set_id = f"{model}/penultimate/{loss}/other-image"
-                rows.append(
-                    pd.DataFrame(
-                        {
-                            "correct": y.ravel().astype(np.int8),
-                            "participant": [f"p{k}" for k in pi.ravel()],
-                            "item": [f"{set_id}#{i}" for i in ii.ravel()],
-                            "set_id": set_id,
-                            "model": model,
-                            "arch": arch,
-                            "objective": "ce",
-                            "adversarial": adv,
-                            "base_augmentation": "standard",
-                            "loss": loss,
-                            "seed_type": "other-image",
-                            "chance": 0.5,
-                            "observer": "simulated:ssim",
-                            "measure": "2afc:other-target",
-                        }
-                    )
-                )
-    return pd.concat(rows, ignore_index=True)
-
-
-def _findings(cfg, data):
-    an = analyse(
-        data,
-        ["arch", "objective", "adversarial", "base_augmentation"],
-        by="loss",
-        covariates=("seed_type",),
-        preferred_levels=preferred_levels(cfg),
-    )
-    return evaluate_findings({("simulated:ssim", "2afc:other-target"): an}, {}, None, cfg, 0.05), an
-
-
-def test_findings_follow_the_planted_effects(cfg):
-    findings, an = _findings(cfg, _answers(effect_regfree=0.35, effect_adv=0.0))
-    f = findings.set_index("finding")
-    assert f.loc[1, "verdict"] == "supported" and f.loc[1, "p"] < 0.001 and f.loc[1, "effect_pp"] > 25
-    # (a) the interaction and (c) nothing above chance under the adversarial loss hold; (b) tv-l6 lifts
-    # standard models from 50% to 70%
-    assert f.loc[2, "verdict"] == "supported" and "0 of 4 models above chance" in f.loc[2, "detail"]
-    assert f.loc[3, "verdict"] == "not testable"
-    assert "arch" in an.factors and "objective" not in an.factors
-    text = summary_text(
-        findings,
-        primary_observer="simulated:ssim",
-        primary_measure="2afc:other-target",
-        context={"models": 4},
-        agreement=pd.DataFrame(),
-        notes={"objective": "one level"},
-        alpha=0.05,
-    )
-    assert "Finding 1." in text and "verdict: SUPPORTED" in text and "p = " in text
-    assert "objective: one level" in text
-
-
-def test_findings_without_effects_are_not_supported(cfg):
-    findings, _ = _findings(cfg, _answers(effect_regfree=0.0, effect_adv=0.3, seed=1))
-    f = findings.set_index("finding")
-    assert f.loc[1, "verdict"] == "not supported"
-    assert f.loc[2, "verdict"] == "partly supported"  # models above chance under the adversarial loss
-    assert "2 of 4 models above chance" in f.loc[2, "detail"]
 
 
 def _scores():

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from conftest import ROOT, SCHEMA
-from iriflow.analysis import FEATURE_MEASURE, answers, evaluate_findings, preferred_levels, summary_text
+from iriflow.analysis import FEATURE_MEASURE, answers, preferred_levels
 from iriflow.archs import build_model
 from iriflow.config import engstrom_settings, validate_config
 from iriflow.engstrom import (
@@ -21,6 +21,7 @@ from iriflow.engstrom import (
     addition_sources,
     choose_features,
     extreme_images,
+    feature_choice,
     interpolate,
     interpolation_pairs,
     path_smoothness,
@@ -36,6 +37,7 @@ from iriflow.engstrom_figures import (
     interpolation_rows,
     smoothness_data,
 )
+from iriflow.findings import evaluate_findings, summary_text
 from iriflow.iriset import IRISet, IRISetError, SetId, procedure_set_id
 from iriflow.judgments import feature_trials, score, set_trials, simulate_observers
 from iriflow.losses import relative_distance
@@ -157,9 +159,13 @@ def test_choose_features_and_extreme_images():
     for seed in range(5):
         chosen = choose_features(acts, 3, seed)
         assert sorted(chosen) == [1, 2, 3]  # never the dead coordinate 0
-    with pytest.raises(ValueError, match="only 3 of 4"):
-        choose_features(acts, 4, 0)
+    assert choose_features(acts, 4, 0).tolist() == [1, 2, 3]  # only 3 units are ever active
     assert choose_features(acts, 2, 0, min_active=3).tolist() == [1, 3]  # unit 2: only 2 images
+    # a small test split: n at most half of it, units active on n images
+    feats, n = feature_choice(acts, {"k": 3, "n_examples": 5, "seed": 0})
+    assert n == 2 and feats.tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="at least 2 test images"):
+        feature_choice(acts[:1], {"k": 3, "n_examples": 5, "seed": 0})
     top, bottom = extreme_images(acts, np.array([1, 2]), 2, seed=0)
     assert top[0].tolist() == [0, 3] and top[1].tolist() == [4, 1]
     assert set(bottom[0]) == {1, 4} and set(bottom[1]) <= {0, 2, 3}  # ties at 0, broken by the seed
@@ -176,8 +182,9 @@ def test_addition_sources_and_interpolation_pairs():
     images, coords = addition_sources(acts, np.array([0, 1]), 4, on=1.0, seed=0)
     assert coords.tolist() == [0, 1, 0, 1] and len(set(images)) == 4
     assert (acts[images, coords] <= 1.0).all()
-    with pytest.raises(ValueError, match="no unused test image"):
-        addition_sources(acts, np.array([0]), 4, on=1.0, seed=0)
+    images, coords = addition_sources(acts, np.array([0, 1]), 9, on=1.0, seed=0)  # as many as there are
+    # image 3 has both units on: the other 4 images, each once
+    assert sorted(images) == [0, 1, 2, 4] and (acts[images, coords] <= 1.0).all()
     labels = np.array([0, 0, 0, 1, 1, 2])
     pairs = interpolation_pairs(labels, 3, seed=3)
     assert len(np.unique(pairs)) == 6 and (labels[pairs[:, 0]] != labels[pairs[:, 1]]).all()

@@ -2,6 +2,8 @@
 judgments, for real, in about a minute. Checks values along the chain, not
 only that files exist."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,6 +153,142 @@ def test_simulated_judgments_and_alignment_table(tiny_run):
         n_judged = int(round(r.converged_share * r.n))
         assert (kinds == "2afc").sum() == 2 * n_judged  # one per alternative kind per converged IRI
         assert (kinds == "catch").sum() == 4  # judgments.n_catch
+
+
+# --- the analysis end: tables, statistics and figures carry the numbers they come from ---
+
+PRIMARY = ("simulated:ssim", "2afc:other-target")  # analysis.primary: auto -> the first simulated observer
+
+
+def _answers(work):
+    """Every non-catch answer of the kept participants, with its trial."""
+    root = work / "results/judgments/mnist5k"
+    trials = pd.concat(
+        [pd.read_csv(p, keep_default_na=False) for p in sorted(root.glob("*/trials.csv"))], ignore_index=True
+    )
+    responses = pd.concat([pd.read_csv(p) for p in sorted(root.glob("*/responses_simulated.csv"))], ignore_index=True)
+    excluded = read_json(work / "results/judgments/exclusions.json")["excluded"]
+    r = responses.loc[~responses["participant"].isin(excluded)].merge(
+        trials[["set_id", "trial_id", "kind", "alternative"]], on=["set_id", "trial_id"], validate="many_to_one"
+    )
+    r = r.loc[r["kind"] != "catch"]
+    r["measure"] = np.where(r["kind"] == "matching", "matching", r["kind"] + ":" + r["alternative"])
+    r["model"] = r["set_id"].str.split("/").str[:2].str.join("/")
+    r["loss"] = r["set_id"].str.split("/").str[3]
+    return r
+
+
+def test_alignment_scores_are_the_share_of_correct_answers(tiny_run):
+    work, _ = tiny_run
+    answers = _answers(work)
+    alignment = pd.read_csv(work / "results/judgments/alignment.csv", keep_default_na=False)
+    assert len(alignment)
+    for _, row in alignment.iterrows():
+        set_id = "/".join(row[["dataset", "model", "layer", "loss", "seed_type"]])
+        measure = "matching" if row["kind"] == "matching" else f"{row['kind']}:{row['alternative']}"
+        sel = answers.loc[
+            (answers["set_id"] == set_id) & (answers["measure"] == measure) & (answers["observer"] == row["observer"])
+        ]
+        assert row["prop_correct"] == pytest.approx(sel["correct"].mean(), abs=5e-5)  # written with 4 decimals
+        assert row["n_trials"] == len(sel) and row["n_participants"] == sel["participant"].nunique()
+    # one seed type: a model's score under a loss is its one IRI set's score
+    models = pd.read_csv(work / "results/analysis/scores/models.csv")
+    assert len(models) == len(alignment)
+    for _, m in models.iterrows():
+        sel = answers.loc[
+            (answers["model"] == m["model"])
+            & (answers["loss"] == m["loss"])
+            & (answers["measure"] == m["measure"])
+            & (answers["observer"] == m["observer"])
+        ]
+        assert m["prop_correct"] == pytest.approx(sel["correct"].mean(), abs=5e-5)
+        assert m["n_answers"] == len(sel)
+
+
+def test_alignment_table_cells_are_the_model_scores(tiny_run):
+    work, _ = tiny_run
+    models = pd.read_csv(work / "results/analysis/scores/models.csv")
+    primary = models.loc[(models["observer"] == PRIMARY[0]) & (models["measure"] == PRIMARY[1])]
+    table = pd.read_csv(work / "results/tables/alignment.csv").set_index(["loss", "variant"])
+    md = (work / "results/tables/alignment.md").read_text()
+    page = (work / "results/tables/alignment.html").read_text()
+    assert len(table) == len(primary) == 4 and list(table.columns) == ["resnet18", "resnet18 ci_lo", "resnet18 ci_hi"]
+    for _, s in primary.iterrows():
+        row = table.loc[(s["loss"], s["variant"])]
+        assert row["resnet18"] == pytest.approx(100 * s["prop_correct"], abs=1e-9)  # 4 decimals -> 2 decimals in %
+        assert (row["resnet18 ci_lo"], row["resnet18 ci_hi"]) == pytest.approx((100 * s["ci_lo"], 100 * s["ci_hi"]))
+        cell = f"{100 * s['prop_correct']:.1f} [{100 * s['ci_lo']:.1f}, {100 * s['ci_hi']:.1f}]"
+        assert f"| {s['loss']} | {s['variant']} | {cell} |" in md and f"<td>{cell}</td>" in page
+    assert f"of {PRIMARY[0]}, 2AFC, IRI's target vs another class's target" in md
+
+
+def test_proxy_table_cells_are_the_proxy_scores(tiny_run):
+    work, _ = tiny_run
+    proxy = pd.read_csv(work / "results/analysis/proxies/proxy_2afc.csv")
+    stir = pd.read_csv(work / "results/analysis/proxies/stir.csv")
+    table = pd.read_csv(work / "results/tables/proxies.csv")
+    assert len(table) == 4 and sorted(proxy["metric"].unique()) == ["ms_ssim", "ssim"]
+    for _, r in table.iterrows():
+        prefix = f"{r['model']}/penultimate/{r['loss']}/"
+        for _, p in proxy.loc[proxy["set_id"].str.startswith(prefix)].iterrows():  # one seed type: one row each
+            assert r[f"2AFC {p['metric']} vs {p['alternative']} (%)"] == pytest.approx(100 * p["proxy"], abs=5e-4)
+        other = stir.loc[stir["set_id"].str.startswith(prefix) & (stir["reference_model"] != r["model"]), "cka"]
+        # NaN (shown as --) where fewer IRIs converged than analysis.stir.min_iris
+        assert len(other) == 1 and r["STIR (CKA)"] == pytest.approx(other.iloc[0], abs=5e-4, nan_ok=True)
+    md = (work / "results/tables/proxies.md").read_text()
+    assert md.splitlines()[0].endswith("| STIR (CKA) |")
+    assert md.count(" | -- |") == int(table["STIR (CKA)"].isna().sum())
+
+
+def test_summary_states_the_verdicts_and_p_values_of_the_statistics(tiny_run):
+    work, _ = tiny_run
+    stats = work / "results/analysis/statistics"
+    tests, findings = pd.read_csv(stats / "tests.csv"), pd.read_csv(stats / "findings.csv")
+    summary = (work / "results/analysis/summary.txt").read_text()
+    t = tests.set_index(["analysis", "observer", "measure", "scope", "term"])
+    f = findings.set_index(["finding", "observer", "measure"])
+    # finding 1: the LR test of adversarial training within regfree
+    f1 = f.loc[(1, *PRIMARY)]
+    test = t.loc[("main", *PRIMARY, "loss=regfree", "adversarial")]
+    assert f1["p"] == pytest.approx(test["p"], rel=1e-5) and f1["statistic"] == pytest.approx(test["chi2"], rel=1e-5)
+    assert f1["verdict"] == ("supported" if test["p"] < 0.05 and f1["effect_pp"] > 0 else "not supported")
+    # finding 2: the adversarial x loss interaction; no prior loss in this grid, so 2 of its 3 parts
+    f2 = f.loc[(2, *PRIMARY)]
+    assert f2["p"] == pytest.approx(t.loc[("main", *PRIMARY, "all", "adversarial x loss"), "p"], rel=1e-5)
+    assert f2["verdict"].endswith("(2 of 3 parts testable)")
+    assert f.loc[(3, *PRIMARY), "verdict"] == "not testable"  # no SimCLR model in this grid
+    for n, row in ((1, f1), (2, f2)):
+        block = summary.split(f"Finding {n}.")[1].split("\n\n")[0]
+        assert f"  verdict: {row['verdict'].upper()}\n" in block
+        printed = float(re.search(r"statistic: Rao-Scott LR chi2 = (\S+) on \S+ df, p = (\S+) \(", block).group(2))
+        assert printed == pytest.approx(row["p"], rel=0.05)  # two significant digits
+    assert "verdict: NOT TESTABLE" in summary.split("Finding 3.")[1]
+
+
+def test_figures_plot_the_scores(tiny_run):
+    from iriflow.plots import alignment_figure, proxy_data
+
+    work, _ = tiny_run
+    models = pd.read_csv(work / "results/analysis/scores/models.csv")
+    levels = {"observer": ["simulated:ssim", "simulated:fsim"], "loss": TINY["iris"]["losses"]}
+    fig = alignment_figure(models, PRIMARY[1], levels)
+    # 2 observers (rows) x 2 losses (columns), one point per model
+    assert [ax.get_title() for ax in fig.axes] == ["IRI loss: regfree", "IRI loss: adversarial", "", ""]
+    for ax, (observer, loss) in zip(fig.axes, [(o, loss) for o in levels["observer"] for loss in levels["loss"]]):
+        ys = sorted(np.round(y, 6) for c in ax.containers for y in c.lines[0].get_ydata())
+        sel = models.loc[
+            (models["measure"] == PRIMARY[1]) & (models["observer"] == observer) & (models["loss"] == loss)
+        ]
+        assert len(ys) == 2 and ys == sorted(np.round(100 * sel["prop_correct"], 6))
+    assert (work / "results/figures/alignment.png").stat().st_size > 10_000
+    alignment = pd.read_csv(work / "results/judgments/alignment.csv", keep_default_na=False, na_values=[""])
+    proxy = pd.read_csv(work / "results/analysis/proxies/proxy_2afc.csv")
+    d = proxy_data(alignment, proxy, pd.read_csv(work / "results/analysis/proxies/stir.csv"), PRIMARY[1])
+    seed = d.loc[d["proxy_name"] == "2AFC proxy (ssim)"]
+    assert len(seed) == 4 * 2  # sets x observers, against the 2AFC-vs-seed trials
+    for _, r in seed.iterrows():
+        p = proxy.loc[(proxy["set_id"] == r["set_id"]) & (proxy["metric"] == "ssim") & (proxy["alternative"] == "seed")]
+        assert r["x"] == pytest.approx(100 * p["proxy"].iloc[0]) and r["kind"] == "2afc" and r["alternative"] == "seed"
 
 
 def test_engstrom_stage(tiny_run):

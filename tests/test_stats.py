@@ -22,48 +22,25 @@ from iriflow.stats import (
     ordered_levels,
     select_factors,
 )
+from simulated import simulate_answers
 
 ALPHA = 0.05
 
 
-def simulate(
-    seed: int,
-    effect_a: float = 1.2,
-    effect_b: float = 0.0,
-    n_participants: int = 20,
-    n_items: int = 20,
-    sd_item: float = 1.0,
-    sd_participant: float = 0.5,
-    b0: float = 0.2,
-) -> pd.DataFrame:
+def simulate(seed: int, effect_a: float = 1.2, effect_b: float = 0.0, b0: float = 0.2, **kw) -> pd.DataFrame:
     """Answers of a crossed design: factors A and B (2 x 2 cells of
     ``n_items`` items each, like models x IRIs), every participant answers
     every item; logit P(correct) = b0 + effect_a [A=a1] + effect_b [B=b1]
-    + u_participant + v_item (random intercepts)."""
-    rng = np.random.default_rng(seed)
-    u = rng.normal(0, sd_participant, n_participants)
-    parts = []
-    for a in ("a0", "a1"):
-        for b in ("b0", "b1"):
-            v = rng.normal(0, sd_item, n_items)
-            eta = b0 + effect_a * (a == "a1") + effect_b * (b == "b1") + u[:, None] + v[None, :]
-            y = rng.random(eta.shape) < 1 / (1 + np.exp(-eta))
-            p_idx, i_idx = np.meshgrid(np.arange(n_participants), np.arange(n_items), indexing="ij")
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "correct": y.ravel().astype(np.int8),
-                        "participant": [f"p{p}" for p in p_idx.ravel()],
-                        "item": [f"{a}{b}/{i}" for i in i_idx.ravel()],
-                        "A": a,
-                        "B": b,
-                        "set_id": f"{a}{b}",
-                        "model": f"{a}{b}",
-                        "chance": 0.5,
-                    }
-                )
-            )
-    return pd.concat(parts, ignore_index=True)
+    + u_participant + v_item (random intercepts; simulated.simulate_answers)."""
+    sets = [
+        (
+            {"A": a, "B": b, "set_id": f"{a}{b}", "model": f"{a}{b}"},
+            b0 + effect_a * (a == "a1") + effect_b * (b == "b1"),
+        )
+        for a in ("a0", "a1")
+        for b in ("b0", "b1")
+    ]
+    return simulate_answers(sets, seed, **kw)
 
 
 # --- Holm ----------------------------------------------------------------------------
@@ -189,36 +166,25 @@ def test_aliased_and_constant_factors_are_left_out_and_named():
 
 def _two_losses(seed: int = 0, n_participants: int = 15, n_items: int = 30) -> pd.DataFrame:
     """Adversarial training helps under 'regfree' (0.5 -> 0.85) but not under
-    'adversarial' (0.5 and 0.5); two architectures with no effect."""
-    rng = np.random.default_rng(seed)
-    probs = {
-        ("regfree", "standard"): 0.5,
-        ("regfree", "adversarial"): 0.85,
-        ("adversarial", "standard"): 0.5,
-        ("adversarial", "adversarial"): 0.5,
-    }
-    parts = []
-    for (loss, adv), p in probs.items():
-        for arch in ("resnet18", "vgg16bn"):
-            model = f"{arch}-{adv}"
-            y = rng.random((n_participants, n_items)) < p
-            pi, ii = np.meshgrid(np.arange(n_participants), np.arange(n_items), indexing="ij")
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "correct": y.ravel().astype(np.int8),
-                        "participant": [f"p{k}" for k in pi.ravel()],
-                        "item": [f"{model}/{loss}/{i}" for i in ii.ravel()],
-                        "arch": arch,
-                        "adversarial": adv,
-                        "loss": loss,
-                        "model": model,
-                        "set_id": f"{model}/{loss}",
-                        "chance": 0.5,
-                    }
-                )
-            )
-    return pd.concat(parts, ignore_index=True)
+    'adversarial' (0.5 and 0.5); two architectures with no effect; no
+    random effects."""
+    logit = {"standard": 0.0, "adversarial": np.log(0.85 / 0.15)}
+    sets = [
+        (
+            {
+                "arch": arch,
+                "adversarial": adv,
+                "loss": loss,
+                "model": f"{arch}-{adv}",
+                "set_id": f"{arch}-{adv}/{loss}",
+            },
+            logit[adv] if loss == "regfree" else 0.0,
+        )
+        for loss in ("regfree", "adversarial")
+        for adv in ("standard", "adversarial")
+        for arch in ("resnet18", "vgg16bn")
+    ]
+    return simulate_answers(sets, seed, n_participants=n_participants, n_items=n_items, sd_participant=0.0, sd_item=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +246,47 @@ def test_agreement_between_observer_kinds():
     assert a.loc[("a", "b"), "mean_diff"] == pytest.approx(-0.1)
     assert abs(a.loc[("a", "c"), "pearson_r"]) < 0.5
     assert a.loc[("a", "b"), "n"] == 30
+
+
+# --- one level of the IRI loss; fit warnings -------------------------------------------
+
+
+def test_one_iri_loss_still_names_its_scope_and_conditions():
+    """A grid with one IRI loss (the common first run): the loss is not
+    crossed with the factors, but the tests within it and the contrasts name
+    it, and they equal the tests of the whole data."""
+    d = _two_losses()
+    d = d.loc[d["loss"] == "regfree"]
+    an = analyse(
+        d,
+        ["arch", "adversarial"],
+        by="loss",
+        covariates=(),
+        preferred_levels={"adversarial": ["standard", "adversarial"]},
+    )
+    assert an.notes["loss"] == "one level only (regfree)"
+    t = an.tests.set_index(["scope", "term"])
+    assert set(t.index) == {(s, f) for s in ("all", "loss=regfree") for f in ("arch", "adversarial")}
+    pd.testing.assert_series_equal(
+        t.loc[("loss=regfree", "adversarial")].drop("note"),
+        t.loc[("all", "adversarial")].drop("note"),
+        check_names=False,
+    )
+    assert t.loc[("loss=regfree", "adversarial"), "p"] < 0.001
+    c = an.contrasts
+    f = c.loc[(c["family"] == "factor") & (c["factor"] == "adversarial")].set_index("condition")
+    assert {"loss=regfree", "loss=regfree, arch=resnet18", "loss=regfree, arch=vgg16bn"} <= set(f.index)
+    assert f.loc["loss=regfree", "diff_pp"] == pytest.approx(35, abs=4)
+    assert set(c.loc[c["family"] != "factor", "condition"]) == {"loss=regfree"}
+
+
+def test_a_saturated_fit_has_no_warnings_and_real_separation_names_its_sets():
+    # two models, one loss, one seed type: one coefficient per IRI set, fitted = observed proportions
+    d = simulate(0).query("B == 'b0'")
+    an = analyse(d, ["A"], by=None, covariates=())
+    assert "fit warnings" not in an.notes and an.tests.loc[0, "df_resid"] == 19
+    # every answer to the IRIs of one set right: that is perfect prediction, and the note says where
+    d.loc[d["set_id"] == "a1b0", "correct"] = 1
+    an = analyse(d, ["A"], by=None, covariates=())
+    assert an.notes["fit warnings"].startswith("perfect prediction: 1 of 2 IRI sets fitted at P(correct) 0 or 1")
+    assert an.notes["fit warnings"].endswith("(a1b0)")

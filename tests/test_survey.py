@@ -49,6 +49,7 @@ from iriflow.viz import to_uint8
 MODEL = "mnist5k/resnet18-ce-none-s0"
 LOSSES = ("regfree", "adversarial")
 SETS = [f"{MODEL}/penultimate/{loss}/other-image" for loss in LOSSES]
+PACKAGE = ROOT / "survey"  # package.json and package-lock.json of the survey page
 N = 6
 LABELS = np.array([0, 1, 2, 0, 1, 2])
 CONVERGED = {SETS[0]: np.ones(N, bool), SETS[1]: np.array([1, 1, 1, 1, 1, 0], bool)}
@@ -334,12 +335,14 @@ def test_export_refuses_bad_settings(tmp_path, fake):
     images = fake["images"]
     settings = {**SURVEY, "post_url": "", "image_px": 168, "title": "t", "consent": ["c"]}
     with pytest.raises(SurveyError, match="post_url"):
-        export_survey(trials, images.__getitem__, tmp_path / "s", {**settings, "post_url": "data:x"})
+        export_survey(
+            trials, images.__getitem__, tmp_path / "s", {**settings, "post_url": "data:x"}, package_dir=PACKAGE
+        )
     dup = pd.concat([trials, trials.iloc[:1]], ignore_index=True)
     with pytest.raises(SurveyError, match="more than once"):
-        export_survey(dup, images.__getitem__, tmp_path / "s", settings)
+        export_survey(dup, images.__getitem__, tmp_path / "s", settings, package_dir=PACKAGE)
     with pytest.raises(SurveyError, match="not in its IRI set"):
-        export_survey(trials.assign(query="iri:99"), images.__getitem__, tmp_path / "s", settings)
+        export_survey(trials.assign(query="iri:99"), images.__getitem__, tmp_path / "s", settings, package_dir=PACKAGE)
     assert not (tmp_path / "s").exists()
 
 
@@ -643,7 +646,7 @@ def test_served_over_http_and_posted(fake, browser, tmp_path):
     }
     images = fake["images"]
     folder = tmp_path / "hosted"
-    export_survey(fake["trials"], images.__getitem__, folder, settings)
+    export_survey(fake["trials"], images.__getitem__, folder, settings, package_dir=PACKAGE)
     assert f"connect-src http://127.0.0.1:{port};" in (folder / "index.html").read_text()
     handler = type(
         "Handler",

@@ -1,6 +1,6 @@
 """From judgments to the paper's claims: answer-level data with the design
-factors, per-model scores, the findings with their statistics, the plain-text
-summary and the paper-style alignment table.
+factors, per-model scores and the tables (the paper-style alignment table,
+the proxy table). The findings and the summary are iriflow.findings'.
 
 Answers (``answers``): one row per non-catch answer, with ``correct`` (0/1),
 ``participant``, ``observer``, ``measure`` (``2afc:seed``,
@@ -14,6 +14,7 @@ analysis environment, which has no torch."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -321,394 +322,47 @@ def primary_observer(observers: Iterable[str], setting: str, order: Sequence[str
     return ranked[0] if ranked else None
 
 
-# --- findings ----------------------------------------------------------------------
+def screen_catch(responses: pd.DataFrame, trials: pd.DataFrame, min_correct: float) -> tuple[pd.DataFrame, dict]:
+    """Catch screening per observer kind (iriflow.judgments.exclude_failed_catch):
+    the responses of the participants kept, and the report of
+    judgments/exclusions.json (totals over the kinds, the excluded
+    participants, and each kind's counts under ``by_observer``)."""
+    from .judgments import exclude_failed_catch  # torch: only the scoring rule (torch env) calls this
 
-FINDINGS = {
-    1: "Adversarially robust training yields more human-aligned regularizer-free IRIs than standard "
-    "training (architecture-dependent: VGG is low in the paper too).",
-    2: "The IRI loss decides the verdict: under hand-crafted priors (TV + alpha-norm) even standard models "
-    "look aligned; under the adversarial loss no model does.",
-    3: "SimCLR with adversarial views yields aligned IRIs during training (mid-training in the paper); "
-    "plain SimCLR does not.",
-    4: "Robust models' feature visualisations predict which images activate the feature better than standard "
-    "models' do (Engstrom et al. 2019, measured as in Borowski et al. / Zimmermann et al. 2021).",
-}
-# The measure a finding is stated for when it is not the primary measure.
-FINDING_MEASURES = {4: FEATURE_MEASURE}
-FINDING_COLUMNS = (
-    "finding",
-    "observer",
-    "measure",
-    "verdict",
-    "statistic",
-    "df",
-    "df_resid",
-    "p",
-    "effect_pp",
-    "detail",
-)
-
-
-def _fmt_p(p: float) -> str:
-    if p is None or not np.isfinite(p):
-        return "n/a"
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
-
-
-def _row(table: pd.DataFrame, **eq) -> pd.Series | None:
-    sel = table
-    for k, v in eq.items():
-        sel = sel.loc[sel[k] == v]
-    return None if sel.empty else sel.iloc[0]
-
-
-def _contrast_text(c: pd.Series, label: str = "") -> str:
-    return (
-        f"{label}{c['diff_pp']:+.1f} pp [{c['diff_pp_lo']:+.1f}, {c['diff_pp_hi']:+.1f}], "
-        f"Holm p = {_fmt_p(c['p_holm'])}"
-    )
-
-
-def _test_text(t: pd.Series) -> str:
-    return f"LR chi2 = {t['chi2']:.1f} (Rao-Scott, df {t['df_adj']:.1f}), p = {_fmt_p(t['p'])}"
-
-
-def _df2(t) -> str:
-    d = t.get("df_resid", np.inf)
-    return f" (F reference, {d:.0f} denominator df)" if np.isfinite(d) else " (chi-square reference)"
-
-
-def _not_testable(n: int, observer: str, measure: str, why: str) -> dict:
-    return {
-        "finding": n,
-        "observer": observer,
-        "measure": measure,
-        "verdict": "not testable",
-        "statistic": np.nan,
-        "df": np.nan,
-        "df_resid": np.nan,
-        "p": np.nan,
-        "effect_pp": np.nan,
-        "detail": why,
+    kept, by_observer = [], {}
+    for observer, group in responses.groupby("observer", sort=True):
+        kept_o, by_observer[observer] = exclude_failed_catch(group, trials, min_correct)
+        kept.append(kept_o)
+    report = {
+        "min_correct": float(min_correct),
+        "n_catch_trials": int((trials["kind"] == "catch").sum()),
+        **{k: sum(r[k] for r in by_observer.values()) for k in ("n_participants", "n_excluded", "n_kept")},
+        "excluded": sorted(p for r in by_observer.values() for p in r["excluded"]),
+        "by_observer": by_observer,
     }
+    return (pd.concat(kept, ignore_index=True) if kept else responses), report
 
 
-def finding_1(an, observer: str, measure: str, regfree: str | None, alpha: float) -> dict:
-    if regfree is None:
-        return _not_testable(1, observer, measure, "no regularizer-free IRI loss in this run")
-    if "adversarial" not in an.factors:
-        return _not_testable(1, observer, measure, "the grid has no adversarial vs standard contrast")
-    t = _row(an.tests, scope=f"loss={regfree}", term="adversarial")
-    c = _row(
-        an.contrasts,
-        family="factor",
-        factor="adversarial",
-        level_a="adversarial",
-        level_b="standard",
-        condition=f"loss={regfree}",
-    )
-    if t is None or c is None:
-        return _not_testable(1, observer, measure, f"no answers for loss {regfree}")
-    archs = _by_arch(an, rf"^loss={regfree}, arch=")
-    detail = f"under {regfree}: adversarial - standard {_contrast_text(c)}; {_test_text(t)}" + (
-        f". By architecture: {archs}" if archs else ""
-    )
-    return _robust_vs_standard(1, observer, measure, t, c, detail, alpha)
-
-
-def _by_arch(an, condition: str) -> str:
-    """The adversarial - standard contrasts within each architecture (conditions matching ``condition``)."""
-    per_arch = an.contrasts.loc[
-        (an.contrasts["family"] == "factor")
-        & (an.contrasts["factor"] == "adversarial")
-        & an.contrasts["condition"].str.match(condition)
-    ]
-    return "; ".join(_contrast_text(r, r["condition"].split("arch=")[1] + " ") for _, r in per_arch.iterrows())
-
-
-def _robust_vs_standard(n: int, observer: str, measure: str, t: pd.Series, c: pd.Series, detail: str, alpha) -> dict:
-    """A finding that robust models beat standard ones: supported when the LR
-    test ``t`` rejects and the contrast ``c`` is positive."""
-    return {
-        "finding": n,
-        "observer": observer,
-        "measure": measure,
-        "verdict": "supported" if t["p"] < alpha and c["diff_pp"] > 0 else "not supported",
-        "statistic": t["chi2"],
-        "df": t["df_adj"],
-        "df_resid": t["df_resid"],
-        "p": t["p"],
-        "effect_pp": c["diff_pp"],
-        "detail": detail,
-    }
-
-
-def finding_2(
-    an,
-    observer: str,
-    measure: str,
-    regfree: str | None,
-    priors: Sequence[str],
-    adversarial_losses: Sequence[str],
-    alpha: float,
-) -> dict:
-    parts, checks = [], []
-    t = _row(an.tests, scope="all", term="adversarial x loss")
-    if t is not None:
-        checks.append(t["p"] < alpha)
-        parts.append(f"(a) adversarial training x IRI loss interaction: {_test_text(t)}")
-    effect = np.nan
-    for prior in priors:
-        c = _row(
-            an.contrasts,
-            family="factor",
-            factor="loss",
-            level_a=prior,
-            level_b=regfree,
-            condition="adversarial=standard",
-        )
-        if c is None:
-            c = _row(
-                an.contrasts,
-                family="factor",
-                factor="loss",
-                level_a=regfree,
-                level_b=prior,
-                condition="adversarial=standard",
-            )
-            if c is not None:  # stored the other way round: flip
-                c = c.copy()
-                c["diff_pp"], c["diff_pp_lo"], c["diff_pp_hi"] = -c["diff_pp"], -c["diff_pp_hi"], -c["diff_pp_lo"]
-        if c is not None:
-            checks.append(c["diff_pp"] > 0 and c["p_holm"] < alpha)
-            effect = c["diff_pp"]
-            parts.append(f"(b) standard models, {prior} - {regfree}: {_contrast_text(c)}")
-    for adv in adversarial_losses:
-        vc = an.contrasts.loc[(an.contrasts["family"] == "vs-chance") & (an.contrasts["condition"] == f"loss={adv}")]
-        if len(vc):
-            above = vc.loc[(vc["p_holm"] < alpha) & (vc["diff_pp"] > 0), "level_a"].tolist()
-            checks.append(not above)
-            parts.append(
-                f"(c) under {adv}: {len(above)} of {len(vc)} models above chance (one-sided, Holm)"
-                + (f": {', '.join(m.split('/')[-1] for m in above)}" if above else "")
-            )
-    if not checks:
-        return _not_testable(2, observer, measure, "needs several IRI losses and adversarial vs standard models")
-    verdict = "supported" if all(checks) else ("not supported" if not any(checks) else "partly supported")
-    if len(checks) < 3:
-        verdict += f" ({len(checks)} of 3 parts testable)"
-    return {
-        "finding": 2,
-        "observer": observer,
-        "measure": measure,
-        "verdict": verdict,
-        "statistic": t["chi2"] if t is not None else np.nan,
-        "df": t["df_adj"] if t is not None else np.nan,
-        "df_resid": t["df_resid"] if t is not None else np.nan,
-        "p": t["p"] if t is not None else np.nan,
-        "effect_pp": effect,
-        "detail": "; ".join(parts),
-    }
-
-
-def finding_3(an, observer: str, measure: str, scores: pd.DataFrame | None, alpha: float) -> dict:
-    if an is None or "adversarial" not in an.factors or scores is None or scores.empty:
-        return _not_testable(3, observer, measure, "no SimCLR checkpoints of both plain and adversarial views")
-    t = _row(an.tests, scope="all", term="adversarial")
-    c = an.contrasts
-    per_epoch = c.loc[
-        (c["family"] == "factor") & (c["factor"] == "adversarial") & c["condition"].str.match(r"^epoch=\d+$")
-    ]
-    vc = c.loc[c["family"] == "vs-chance"]
-    kind = scores.drop_duplicates("model").set_index("model")["adversarial"]
-    vc = vc.assign(kind=vc["level_a"].map(kind))
-    above = vc.loc[(vc["p_holm"] < alpha) & (vc["diff_pp"] > 0)]
-    adv, plain = vc.loc[vc["kind"] == "adversarial"], vc.loc[vc["kind"] == "standard"]
-    adv_above, plain_above = above.loc[above["kind"] == "adversarial"], above.loc[above["kind"] == "standard"]
-    checks, parts = [], []
-    if t is not None:
-        checks.append(bool(t["p"] < alpha and len(per_epoch) and per_epoch["diff_pp"].mean() > 0))
-        epochs = ", ".join(
-            f"epoch {r['condition'].split('=')[1]} {r['diff_pp']:+.1f} pp (Holm p = {_fmt_p(r['p_holm'])})"
-            for _, r in per_epoch.iterrows()
-        )
-        parts.append(f"(a) adversarial - plain SimCLR across checkpoints: {_test_text(t)}; by epoch: {epochs}")
-    if len(adv):
-        checks.append(len(adv_above) > 0)
-        parts.append(
-            f"(b) adversarial SimCLR above chance at {len(adv_above)} of {len(adv)} model checkpoints (one-sided, Holm)"
-        )
-    if len(plain):
-        checks.append(plain_above.empty)
-        parts.append(f"(c) plain SimCLR above chance at {len(plain_above)} of {len(plain)} model checkpoints")
-    sc = scores.loc[scores["adversarial"] == "adversarial"].assign(epoch=lambda d: d["epoch"].astype(int))
-    curve = sc.groupby("epoch")["prop_correct"].mean()
-    if len(curve):
-        best, last = int(curve.idxmax()), int(curve.index.max())
-        parts.append(
-            f"adversarial SimCLR (mean over architectures) peaks at epoch {best} of {last} "
-            f"({100 * curve.max():.1f}%)"
-            + (
-                ": mid-training, as in the paper"
-                if best < last
-                else ": at the last snapshot, so no mid-training peak here"
-            )
-        )
-    if not checks:
-        return _not_testable(3, observer, measure, "no SimCLR checkpoint answers")
-    verdict = "supported" if all(checks) else ("not supported" if not any(checks) else "partly supported")
-    return {
-        "finding": 3,
-        "observer": observer,
-        "measure": measure,
-        "verdict": verdict,
-        "statistic": t["chi2"] if t is not None else np.nan,
-        "df": t["df_adj"] if t is not None else np.nan,
-        "df_resid": t["df_resid"] if t is not None else np.nan,
-        "p": t["p"] if t is not None else np.nan,
-        "effect_pp": float(per_epoch["diff_pp"].max()) if len(per_epoch) else np.nan,
-        "detail": "; ".join(parts),
-    }
-
-
-def finding_4(an, observer: str, measure: str, alpha: float) -> dict:
-    if an is None or "adversarial" not in an.factors:
-        return _not_testable(4, observer, measure, "no feature-2afc answers of both standard and robust models")
-    t = _row(an.tests, scope="all", term="adversarial")
-    c = _row(
-        an.contrasts, family="factor", factor="adversarial", level_a="adversarial", level_b="standard", condition="all"
-    )
-    if t is None or c is None:
-        return _not_testable(4, observer, measure, "no adversarial vs standard contrast of the feature-2afc answers")
-    archs = _by_arch(an, r"^arch=")
-    vc = an.contrasts.loc[an.contrasts["family"] == "vs-chance"]
-    above = vc.loc[(vc["p_holm"] < alpha) & (vc["diff_pp"] > 0), "level_a"].tolist()
-    detail = (
-        f"robust - standard {_contrast_text(c)}; {_test_text(t)}"
-        + (f". By architecture: {archs}" if archs else "")
-        + f". Above chance (one-sided, Holm): {len(above)} of {len(vc)} models"
-        + (f" ({', '.join(m.split('/')[-1] for m in above)})" if above else "")
-    )
-    return _robust_vs_standard(4, observer, measure, t, c, detail, alpha)
-
-
-def evaluate_findings(
-    main: Mapping[tuple[str, str], Any],
-    checkpoints: Mapping[tuple[str, str], Any],
-    checkpoint_scores: pd.DataFrame | None,
-    cfg: Mapping[str, Any],
-    alpha: float,
+def alignment_scores(
+    responses: pd.DataFrame, trials: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> pd.DataFrame:
-    """One row per finding, observer and measure (FINDING_COLUMNS)."""
-    losses = list(cfg["iris"]["losses"])
-    kinds = {loss: loss_kind(cfg, loss) for loss in losses}
-    regfree = next((loss for loss in losses if kinds[loss] == "regfree"), None)
-    priors = [loss for loss in losses if kinds[loss] in ("tv-l6", "freq")]
-    adversarial = [loss for loss in losses if kinds[loss] == "adversarial"]
-    rows = []
-    for (observer, measure), an in main.items():
-        if measure == FEATURE_MEASURE:
-            rows.append(finding_4(an, observer, measure, alpha))
-            continue
-        rows.append(finding_1(an, observer, measure, regfree, alpha))
-        rows.append(finding_2(an, observer, measure, regfree, priors, adversarial, alpha))
-        sc = None
-        if checkpoint_scores is not None and len(checkpoint_scores):
-            sc = checkpoint_scores.loc[
-                (checkpoint_scores["observer"] == observer) & (checkpoint_scores["measure"] == measure)
-            ]
-        rows.append(finding_3(checkpoints.get((observer, measure)), observer, measure, sc, alpha))
-    return (
-        pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
-        .sort_values(["finding", "observer", "measure"], kind="stable")
-        .reset_index(drop=True)
+    """judgments/alignment.csv: % correct per IRI set, trial kind,
+    alternative and observer (iriflow.judgments.score, crossed bootstrap
+    CI), led by the parts of the set id (``model`` is the model's name) and
+    the model's architecture, objective, augmentation and seed."""
+    from .judgments import score  # torch: only the scoring rule (torch env) calls this
+
+    scores = score(responses, trials, n_boot=n_boot, level=level, seed=seed)
+    parts = pd.DataFrame(scores["set_id"].str.split("/").tolist(), columns=list(SET_PARTS))
+    specs = [ModelSpec.parse(f"{d}/{m}") for d, m in zip(parts["dataset"], parts["model"])]
+    factors = pd.DataFrame(
+        [{"arch": s.arch, "objective": s.objective, "augmentation": s.augmentation, "seed": s.seed} for s in specs],
+        columns=["arch", "objective", "augmentation", "seed"],
     )
+    return pd.concat([parts, factors, scores.drop(columns="set_id")], axis=1)
 
 
-def summary_text(
-    findings: pd.DataFrame,
-    *,
-    primary_observer: str | None,
-    primary_measure: str,
-    context: Mapping[str, Any],
-    agreement: pd.DataFrame,
-    notes: Mapping[str, str],
-    alpha: float,
-) -> str:
-    """The plain-text summary: each finding, its verdict for the primary
-    observer and measure with the statistic and p-value, then the verdicts
-    under the other observers and measures, observer agreement and notes."""
-    lines = ["Do invariances in deep networks align with human perception? Statistics of this run", "=" * 84, ""]
-    for k, v in context.items():
-        lines.append(f"{k}: {v}")
-    lines += [
-        f"primary observer: {primary_observer or 'none'}; primary measure: {primary_measure} "
-        f"({MEASURE_LABELS.get(primary_measure, '')})",
-        "method: binomial GLM of trial correctness (logit) on the design factors, their two-way "
-        "interactions and the IRI loss (crossed), plus the seed type; participants and IRIs as "
-        "two-way clusters (cluster-robust covariance); Rao-Scott corrected likelihood-ratio test "
-        "per factor (F reference, G - 1 denominator df); contrasts in percentage points with "
-        f"unadjusted 95% CIs and Holm-adjusted p; alpha = {alpha}.",
-        "",
-    ]
-    for n, claim in FINDINGS.items():
-        lines.append(f"Finding {n}. {claim}")
-        measure = FINDING_MEASURES.get(n, primary_measure)
-        if measure != primary_measure:
-            lines.append(f"  measure: {measure} ({MEASURE_LABELS.get(measure, '')})")
-        row = findings.loc[
-            (findings["finding"] == n) & (findings["observer"] == primary_observer) & (findings["measure"] == measure)
-        ]
-        if row.empty:
-            lines.append("  verdict: not testable (no answers of the primary observer and measure)")
-        else:
-            r = row.iloc[0]
-            lines.append(f"  verdict: {r['verdict'].upper()}")
-            if np.isfinite(r["statistic"]):
-                lines.append(
-                    f"  statistic: Rao-Scott LR chi2 = {r['statistic']:.2f} on {r['df']:.1f} df, "
-                    f"p = {_fmt_p(r['p'])}{_df2(r)}"
-                )
-            lines += _wrap(f"evidence: {r['detail']}", "  ")
-        others = findings.loc[
-            (findings["finding"] == n)
-            & ~((findings["observer"] == primary_observer) & (findings["measure"] == measure))
-        ]
-        if len(others):
-            lines.append(
-                "  other observers / measures: "
-                + "; ".join(
-                    f"{o['observer']} {o['measure']}: {o['verdict']}"
-                    + (f" (p = {_fmt_p(o['p'])})" if np.isfinite(o["p"]) else "")
-                    for _, o in others.iterrows()
-                )
-            )
-        lines.append("")
-    if len(agreement):
-        lines.append("Agreement between observer kinds (per IRI set, Pearson r):")
-        for _, a in agreement.iterrows():
-            r = "n/a" if not np.isfinite(a["pearson_r"]) else f"{a['pearson_r']:.2f}"
-            lines.append(
-                f"  {a['measure']}: {a['observer_a']} vs {a['observer_b']}: r = {r} "
-                f"(n = {a['n']}), mean difference {100 * a['mean_diff']:+.1f} pp"
-            )
-        lines.append("")
-    if notes:
-        lines.append("Notes:")
-        for k, v in notes.items():
-            lines += _wrap(f"{k}: {v}", "  ")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _wrap(text: str, indent: str, width: int = 100) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(
-        text, width=width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
-    ) or [indent]
-
-
-# --- the paper-style table -------------------------------------------------------------
+# --- the tables: alignment (paper-style) and proxies -------------------------------------------------------------
 
 
 def alignment_table(scores: pd.DataFrame, levels: Mapping[str, Sequence[str]]) -> pd.DataFrame:
@@ -792,3 +446,76 @@ def table_latex(table: pd.DataFrame, caption: str, label: str = "tab:alignment")
         previous = loss
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def table_html(table: pd.DataFrame, title: str) -> str:
+    """The alignment table as an HTML page (cells as in ``table_markdown``)."""
+    archs = table_archs(table)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["IRI loss", "training", *archs])
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(c))}</td>"
+            for c in [table.loc[i, "loss"], table.loc[i, "variant"], *(_cell(table, i, a) for a in archs)]
+        )
+        + "</tr>"
+        for i in range(len(table))
+    )
+    return (
+        "<!DOCTYPE html><meta charset='utf-8'><title>alignment table</title>"
+        f"<style>td,th{{padding:2px 8px;text-align:right}}</style><p>{html.escape(title)}</p>"
+        f"<table><tr>{head}</tr>{body}</table>\n"
+    )
+
+
+def proxy_table(proxy: pd.DataFrame, stir: pd.DataFrame, loss_order: Sequence[str] = ()) -> pd.DataFrame:
+    """The human-free proxies per model and IRI loss, seed types pooled by
+    averaging: ``2AFC <metric> vs <alternative> (%)`` (100 x the share of IRIs
+    closer to their target than to the other option, proxy_2afc.csv) and
+    ``STIR (CKA)`` (mean linear CKA of the other models' representations of
+    targets vs IRIs, stir.csv; the model itself left out; NaN where too few
+    IRIs converged). Rows sorted by model, then IRI loss in ``loss_order``."""
+    cols = []
+    if len(proxy):
+        p = pd.concat([proxy.reset_index(drop=True), split_set_ids(proxy["set_id"]).reset_index(drop=True)], axis=1)
+        p["column"] = "2AFC " + p["metric"] + " vs " + p["alternative"] + " (%)"
+        p["value"] = 100 * p["proxy"]
+        cols.append(p[["model", "loss", "column", "value"]])
+    s = stir.loc[stir["model"] != stir["reference_model"]].reset_index(drop=True)
+    if len(s):
+        s = pd.concat([s, split_set_ids(s["set_id"]).drop(columns="model")], axis=1)
+        cols.append(s.assign(column="STIR (CKA)", value=s["cka"])[["model", "loss", "column", "value"]])
+    long = pd.concat(cols, ignore_index=True) if cols else pd.DataFrame(columns=["model", "loss", "column", "value"])
+    table = long.pivot_table(index=["model", "loss"], columns="column", values="value", aggfunc="mean")
+    # a column of no value (STIR of sets with fewer converged IRIs than stir.min_iris) stays, as "--"
+    table = table.reindex(columns=sorted(long["column"].unique())).reset_index()
+    rank = {v: i for i, v in enumerate(_order(table["loss"], loss_order))}
+    table = table.sort_values(["model", "loss"], key=lambda c: c.map(rank) if c.name == "loss" else c)
+    table.columns.name = None
+    return table.reset_index(drop=True)
+
+
+def _proxy_cell(column: str, v: float) -> str:
+    return "--" if pd.isna(v) else (f"{v:.2f}" if column.startswith("STIR") else f"{v:.1f}")
+
+
+def _proxy_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    values = [c for c in table.columns if c not in ("model", "loss")]
+    rows = [[r["model"], r["loss"], *(_proxy_cell(c, r[c]) for c in values)] for _, r in table.iterrows()]
+    return ["model", "IRI loss", *values], rows
+
+
+def proxy_markdown(table: pd.DataFrame) -> str:
+    head, rows = _proxy_rows(table)
+    lines = ["| " + " | ".join(head) + " |", "| --- | --- | " + " | ".join("---:" for _ in head[2:]) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def proxy_html(table: pd.DataFrame) -> str:
+    head, rows = _proxy_rows(table)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return (
+        "<!DOCTYPE html><meta charset='utf-8'><title>proxies</title>"
+        "<style>td,th{padding:2px 8px;text-align:right}</style>"
+        "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + f"</tr>{cells}</table>\n"
+    )

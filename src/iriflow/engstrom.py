@@ -8,8 +8,9 @@ them like any other set. Set ids are
 ``<dataset>/<model>/<layer>/<procedure>/<start>`` (``iriflow.iriset.PROCEDURES``):
 
 ``feature-vis/<seed type>`` (``features``): k coordinates i of the
-representation, drawn (seeded) among those that n (``n_examples``) or more
-test images activate, each maximised, R(x)_i, from a seed (grey noise:
+representation, drawn (seeded) among those that n (``n_examples``, at most
+half the test split) or more test images activate (fewer than k when fewer
+qualify), each maximised, R(x)_i, from a seed (grey noise:
 ``iriflow.iri.SEEDS``) by normalised L2 steps inside an L2 ball of radius
 ``eps``. ``iris``: the
 visualisations; ``seeds``: the seeds; ``targets``, ``target_index``,
@@ -29,7 +30,7 @@ min(R(x)_i - on, 0), i.e. raise coordinate i until it is "on" (above
 on = ``on_level``); the objective is flat from there, so the image stops changing and
 the first iterate above ``on`` is kept. The coordinates are those of the
 feature visualisation, taken in turn, each added to a test image (seeded)
-on which it is off. ``seeds``: the test images; ``iris``: the images after;
+on which it is off (fewer than ``n`` when too few are off). ``seeds``: the test images; ``iris``: the images after;
 ``targets`` etc.: the test image that activates the added coordinate most
 (what "the feature" looks like); ``loss``: min(R_i - on, 0) after;
 ``rel_dist``: NaN; ``converged``: R_i > on after. ``extra``: ``feature``,
@@ -85,17 +86,26 @@ def _rng(seed: int, what: str) -> np.random.Generator:
 
 
 def choose_features(acts: Tensor, k: int, seed: int, min_active: int = 1) -> np.ndarray:
-    """k coordinates (sorted), drawn without replacement among those that at
-    least ``min_active`` images of ``acts`` [M, D] activate (> 0): a unit
-    with fewer has fewer top images than it is compared with (a dead unit,
-    none)."""
+    """Up to k coordinates (sorted), drawn without replacement among those
+    that at least ``min_active`` images of ``acts`` [M, D] activate (> 0): a
+    unit with fewer has fewer top images than it is compared with (a dead
+    unit, none). Fewer than k when fewer units qualify (a small test split)."""
     alive = np.flatnonzero((acts.numpy() > 0).sum(0) >= min_active)
-    if len(alive) < k:
-        raise ValueError(
-            f"{k} coordinates requested, but only {len(alive)} of {acts.shape[1]} are active on {min_active} "
-            "or more images"
-        )
-    return np.sort(_rng(seed, "features").choice(alive, k, replace=False))
+    return np.sort(_rng(seed, "features").choice(alive, min(k, len(alive)), replace=False))
+
+
+def feature_choice(acts: Tensor, s: Mapping[str, Any]) -> tuple[np.ndarray, int]:
+    """The visualised coordinates and the number n of top (and of bottom)
+    images of each, under settings ``s`` (k, n_examples, seed): n is
+    ``n_examples``, or half the images of ``acts`` when there are fewer.
+    Feature visualisation and feature addition share it."""
+    n = min(s["n_examples"], len(acts) // 2)
+    if n < 1:
+        raise ValueError(f"feature visualisation needs at least 2 test images, got {len(acts)}")
+    feats = choose_features(acts, s["k"], s["seed"], min_active=n)
+    if not len(feats):
+        raise ValueError(f"no coordinate of the representation is active on {n} or more of the test images")
+    return feats, n
 
 
 def extreme_images(acts: Tensor, features: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,21 +121,22 @@ def extreme_images(acts: Tensor, features: np.ndarray, n: int, seed: int) -> tup
 
 
 def addition_sources(acts: Tensor, features: np.ndarray, n: int, on: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n (test image, coordinate) pairs: the coordinates in turn, each with a
-    distinct image (seeded) on which it is off (at most ``on``)."""
+    """Up to n (test image, coordinate) pairs: the coordinates in turn, each
+    with a distinct image (seeded) on which it is off (at most ``on``); a
+    coordinate with no such image left is skipped."""
     rng = _rng(seed, "addition")
-    a = acts.numpy()
-    used: set[int] = set()
+    off = acts.numpy()[:, features] <= on  # [M, k]
     images, coords = [], []
-    for j in range(n):
-        f = int(features[j % len(features)])
-        pool = np.setdiff1d(np.flatnonzero(a[:, f] <= on), list(used))
-        if not len(pool):
-            raise ValueError(f"no unused test image has coordinate {f} at or below {on}")
-        i = int(rng.choice(pool))
-        used.add(i)
-        images.append(i)
-        coords.append(f)
+    for j in range(n * len(features)):
+        if len(images) == n:
+            break
+        f = j % len(features)
+        pool = np.flatnonzero(off[:, f])
+        if len(pool):
+            i = int(rng.choice(pool))
+            off[i] = False  # each image once
+            images.append(i)
+            coords.append(int(features[f]))
     return np.array(images, dtype=np.int64), np.array(coords, dtype=np.int64)
 
 
@@ -247,8 +258,8 @@ def features_set(
     layer, seed, seed_type, k, n_examples, steps, step_size, step_schedule, eps."""
     rep = _prepare(model, s["layer"])
     acts = extract(model, test_x, s["layer"], device=device)
-    feats = choose_features(acts, s["k"], s["seed"], min_active=s["n_examples"])
-    top, bottom = extreme_images(acts, feats, s["n_examples"], s["seed"])
+    feats, n = feature_choice(acts, s)
+    top, bottom = extreme_images(acts, feats, n, s["seed"])
     k, c, h, w = len(feats), *test_x.shape[1:]
     gen = seed_generator(s["seed"], s["seed_type"])  # the same seeds for every model
     seeds = make_seeds(s["seed_type"], SeedContext(torch.zeros(k, c, h, w), torch.zeros(k), test_x, test_y, gen))
@@ -303,8 +314,10 @@ def addition_set(
     on_level, steps, step_size."""
     rep = _prepare(model, s["layer"])
     acts = extract(model, test_x, s["layer"], device=device)
-    feats = choose_features(acts, s["k"], s["seed"], min_active=s["n_examples"])
+    feats, _ = feature_choice(acts, s)
     src, coords = addition_sources(acts, feats, s["n"], s["on_level"], s["seed"])
+    if not len(src):
+        raise ValueError(f"no test image has any of the units {feats.tolist()} at or below {s['on_level']} (on_level)")
     top, _ = extreme_images(acts, coords, 1, s["seed"])
     x0 = test_x[src]
     res = add_feature(

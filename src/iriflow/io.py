@@ -8,9 +8,11 @@ import io
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Mapping
 from importlib import metadata
@@ -35,22 +37,75 @@ PROVENANCE_PACKAGES = (
 )
 
 
+# Temporaries of atomic writes: ".<name>.<host>~<pid>.<random>.tmp" beside the
+# target, so that one left by a killed writer can be told from a live one.
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.~/]*)~(?P<pid>\d+)\.[^.]+\.tmp$")
+STALE_AFTER_S = 24 * 3600  # a temporary of another host this old is abandoned
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if
-    the block finishes. A crash leaves no file that looks complete."""
+    the block finishes (its bytes flushed to disk first). A crash leaves no
+    file that looks complete; the temporary a killed process leaves behind is
+    removed by the next write of ``path`` or by clean_stale_temporaries."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temporaries(path.parent, recursive=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}~{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        with open(tmp, "rb+") as f:  # a rename can reach the disk before the data does
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _writer_gone(host: str, pid: int, mtime: float) -> bool:
+    """Whether the process that made a temporary has ended: a dead process of
+    this host, or (other hosts, whose processes cannot be asked) one idle for
+    STALE_AFTER_S."""
+    if host == _host():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return time.time() - mtime > STALE_AFTER_S
+
+
+def clean_stale_temporaries(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Remove the temporaries of atomic writes under ``folder`` whose writer
+    is gone (killed mid-write); returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    walk = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
+    for root, _, files in walk:
+        for name in files:
+            m = _TMP_RE.match(name)
+            if not m:
+                continue
+            tmp = Path(root, name)
+            try:
+                if _writer_gone(m["host"], int(m["pid"]), tmp.stat().st_mtime):
+                    tmp.unlink()
+                    removed.append(tmp)
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
+    return removed
 
 
 def _umask() -> int:

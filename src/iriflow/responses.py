@@ -19,9 +19,16 @@ instructions or consent are ignored) and a generic CSV with exactly the
 columns participant, set_id, trial_id, response[, rt_ms]. They return the
 raw columns plus ``source``, where each row was in the file ("row 3 (line 4)"
 for CSV: data rows counted from 1 after the header; "index 5" for JSON: the
-array index). ``load_responses`` validates against the trials table. Any
-problem raises ``ResponseError`` naming the file, the row and the column; no
-partial data is ever returned."""
+array index). ``check_response_file`` checks a file on its own (the
+workflow does that when it plans a run); ``load_responses`` also validates
+it against the trials table. Any problem raises ``ResponseError`` naming the
+file, the row and the column; no partial data is ever returned.
+
+Cells are held to what the survey itself records: participant codes of 1-64
+letters, digits, '-' or '_' (iriflow.survey.PARTICIPANT_PATTERN, the rule of
+the survey page, so a code cannot smuggle markup or a spreadsheet formula
+into tables), option indices that fit an int64 and are not negative, and
+response times from 0 to 24 h in ms (or empty)."""
 
 from __future__ import annotations
 
@@ -53,6 +60,9 @@ GENERIC_OPTIONAL = ("rt_ms",)
 RAW_COLUMNS = ("participant", "set_id", "trial_id", "response", "rt_ms", "source")
 JSPSYCH_MARKERS = ("trial_type", "trial_index", "internal_node_id")
 MAX_REPORTED = 20
+MAX_RT_MS = 24 * 3600 * 1000.0  # a day: anything longer is not a response time
+MAX_OPTION = 2**31 - 1  # far above any trial's options; larger values would overflow
+PARTICIPANT_RULE = "a participant code of 1-64 letters, digits, '-' or '_' (as the survey accepts)"
 
 
 class ResponseError(ValueError):
@@ -85,6 +95,11 @@ def _problem(path: str | os.PathLike, where: str, column: str, what: str, expect
     return f"{path}: {where}, column '{column}': {what}; expected {expected}"
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def _empty(path: str | os.PathLike, columns: Iterable[str]) -> ResponseError:
     return ResponseError(
         f"{path}: line 1, column 1: empty file; expected a header row with columns "
@@ -105,6 +120,17 @@ def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> 
     for col in ID_COLUMNS:
         for i in cells.index[cells[col] == ""]:
             problems.append(_problem(path, src[i], col, "missing value", "a non-empty string"))
+    for col in ID_COLUMNS:
+        for i in cells.index[cells[col].str.contains(r"[\x00-\x1f\x7f]", regex=True)]:
+            problems.append(
+                _problem(path, src[i], col, f"{_short(cells[col][i])} holds a control character", "printable text")
+            )
+    # the survey page's own rule; imported here so that survey may import what imports this module
+    from .survey import PARTICIPANT_PATTERN
+
+    code = cells["participant"]
+    for i in cells.index[(code != "") & ~code.str.fullmatch(PARTICIPANT_PATTERN)]:
+        problems.append(_problem(path, src[i], "participant", f"{_short(code[i])} is not allowed", PARTICIPANT_RULE))
     resp = cells["response"]
     for i in cells.index[resp == ""]:
         problems.append(
@@ -117,31 +143,68 @@ def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> 
                 path, src[i], "response", f"{resp[i]!r} is not an integer", "an integer option index (0 = first option)"
             )
         )
+    value = resp.where(~bad & (resp != ""), "0").map(int)  # Python ints: no overflow
+    for i in cells.index[(value > MAX_OPTION) | (value < 0)]:
+        what = "is negative" if value[i] < 0 else "is too large"
+        problems.append(
+            _problem(
+                path, src[i], "response", f"{_short(resp[i])} {what}", "an integer option index (0 = first option)"
+            )
+        )
     rt_text = cells["rt_ms"].where(~cells["rt_ms"].str.lower().isin(["", "null", "nan", "none"]), "")
     rt = pd.to_numeric(rt_text.replace("", np.nan), errors="coerce")
+    rt_expected = f"a response time in ms from 0 to {MAX_RT_MS:.0f} (24 h), or empty"
     for i in cells.index[(rt_text != "") & rt.isna()]:
-        problems.append(
-            _problem(path, src[i], "rt_ms", f"{rt_text[i]!r} is not a number", "a response time in ms, or empty")
-        )
+        problems.append(_problem(path, src[i], "rt_ms", f"{_short(rt_text[i])} is not a number", rt_expected))
+    for i in cells.index[rt.notna() & ~rt.between(0, MAX_RT_MS)]:
+        problems.append(_problem(path, src[i], "rt_ms", f"{_short(rt_text[i])} is out of range", rt_expected))
     _fail(path, problems)
     out = cells[list(ID_COLUMNS)].copy()
-    out["response"] = resp.astype("int64")
+    out["response"] = value.astype("int64")
     out["rt_ms"] = rt.astype("float64")
     out["source"] = src
     return out.astype({"participant": "str", "set_id": "str", "trial_id": "str", "source": "str"})
 
 
 def _read_text(path: str | os.PathLike, kind: str, expected: Iterable[str]) -> str:
-    """The file's UTF-8 text; unreadable, non-UTF-8 or empty files are errors."""
+    """The file's UTF-8 text; unreadable, non-UTF-8 or empty files are errors
+    (a byte that is not UTF-8 is located by its row, line and column)."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ResponseError(f"{path}: byte {e.start}: not UTF-8 text; expected {kind}") from e
+        data = Path(path).read_bytes()
     except OSError as e:
-        raise ResponseError(f"{path}: cannot be read ({e.strerror})") from e
+        raise ResponseError(f"{path}: cannot be read ({e.strerror}); expected {kind}") from e
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        where = f"line {line}, column {column}"
+        if kind == "a CSV file":
+            where = f"{_csv_row_of_line(data.decode('utf-8-sig', errors='replace'), line)}, column {column}"
+        raise ResponseError(
+            f"{path}: {where} (byte {e.start}): byte 0x{data[e.start]:02x} is not UTF-8 text; "
+            f"expected {kind} in UTF-8 (re-save it as UTF-8)"
+        ) from e
     if not text.strip():
         raise _empty(path, expected)
     return text
+
+
+def _csv_row_of_line(text: str, line: int) -> str:
+    """Which CSV record holds ``line``: "row N (line L)" (data rows counted
+    from 1 after the header) or "line L (header)"; as _read_csv counts them."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    row, start = -1, 1
+    try:
+        for rec in reader:
+            if rec and not (len(rec) == 1 and not rec[0].strip()):
+                row += 1
+                if start <= line <= reader.line_num:
+                    return f"line {line} (header)" if row == 0 else f"row {row} (line {line})"
+            start = reader.line_num + 1
+    except csv.Error:
+        pass
+    return f"line {line}"
 
 
 # --- CSV -----------------------------------------------------------------------
@@ -261,10 +324,23 @@ def _json_cell(value: Any) -> str | None:
     if isinstance(value, bool) or isinstance(value, (list, dict)):
         return None
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return ""
-        return str(int(value)) if value.is_integer() else repr(value)
+        # inf/nan stay text, refused (or, nan as rt, read as unknown) like in a CSV
+        return str(int(value)) if math.isfinite(value) and value.is_integer() else repr(value)
     return str(value)
+
+
+_DUPLICATES = "\0duplicate keys"
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; keys given twice (json keeps the last silently) are
+    listed under _DUPLICATES."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            obj.setdefault(_DUPLICATES, []).append(key)
+        obj[key] = value
+    return obj
 
 
 def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
@@ -272,7 +348,7 @@ def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
     trial_id are not judgments and are ignored. Returns RAW_COLUMNS."""
     text = _read_text(path, "a JSON file", GENERIC_COLUMNS)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_pairs)
     except json.JSONDecodeError as e:
         raise ResponseError(
             f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg}); "
@@ -291,6 +367,8 @@ def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
         if not isinstance(obj, dict):
             problems.append(_problem(path, where, "-", f"a JSON {type(obj).__name__}", "an object (one trial event)"))
             continue
+        for key in obj.get(_DUPLICATES, ()):
+            problems.append(_problem(path, where, key, "appears twice in one object", "each key once"))
         if obj.get("trial_id") in (None, ""):
             continue
         row = {}
@@ -350,13 +428,22 @@ def _reader(path: Path):
     return read_jspsych_csv if any(h.strip() in JSPSYCH_MARKERS for h in header) else read_generic_csv
 
 
+def check_response_file(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a real observers' response file on its own (no trials table):
+    its format, columns and cells. Returns RAW_COLUMNS, or raises
+    ResponseError naming the file, row and column."""
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "no such file"
+        raise ResponseError(f"{path}: {what}; expected a jsPsych CSV/JSON export or a generic CSV")
+    return _reader(path)(path)
+
+
 def load_responses(path: str | os.PathLike, trials: pd.DataFrame) -> pd.DataFrame:
     """Import a real observers' response file, validate it against ``trials``
     and return it in the response schema (``observer="real"``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ResponseError(f"{path}: no such file; expected a jsPsych CSV/JSON export or a generic CSV")
-    raw = _reader(path)(path)
+    raw = check_response_file(path)
     if not trials["trial_id"].is_unique:
         raise ValueError("the trials table has duplicate trial_id values")
     t = trials.set_index("trial_id")

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as sps
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 TEST_COLUMNS = (
     "scope",
@@ -341,11 +342,35 @@ def cluster_df(cells: Cells) -> float | None:
 
 
 def _glm(cells: Cells, x: np.ndarray):
+    """The binomial GLM on the counts per cell, and its warnings worth
+    reporting. statsmodels warns of perfect separation whenever the fitted
+    proportions equal the observed ones, which every saturated model does
+    (one coefficient per IRI set: two models under one IRI loss), and its
+    working regression divides by zero residual df there; neither is a
+    problem of the fit, so they are dropped. Real separation (a set fitted
+    at P(correct) 0 or 1: every answer right, or every answer wrong) is
+    reported with the sets it concerns."""
     endog = np.column_stack([cells.table["k"], cells.table["n"] - cells.table["k"]])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = sm.GLM(endog, x, family=sm.families.Binomial()).fit()
-    return res, sorted({str(w.message).splitlines()[0][:120] for w in caught})
+    mu = np.asarray(res.fittedvalues)
+    certain = (mu < 1e-8) | (mu > 1 - 1e-8)
+    kept = set()
+    for w in caught:
+        text = str(w.message).splitlines()[0][:120]
+        if issubclass(w.category, PerfectSeparationWarning):
+            continue  # replaced below when real
+        if res.df_resid == 0 and text.endswith("encountered in scalar divide"):  # the working regression's scale
+            continue
+        kept.add(text)
+    if certain.any():
+        sets = cells.table.iloc[:, 0].astype(str)[certain].tolist()
+        kept.add(
+            f"perfect prediction: {len(sets)} of {len(mu)} IRI sets fitted at P(correct) 0 or 1, so their "
+            f"coefficients are not identified ({', '.join(sets[:3])}{', ...' if len(sets) > 3 else ''})"
+        )
+    return res, sorted(kept)
 
 
 def fit_binomial(cells: Cells, design: Design) -> Fit:
@@ -604,7 +629,12 @@ def analyse(
     and every interaction it enters; ``<factor> x <by>``: only its
     interactions with ``by``), refit within each level of ``by`` and test
     every factor there (scope ``<by>=<level>``), and compute the contrast
-    families. ``data`` needs columns correct, participant, item, set_id,
+    families (conditions ``<by>=<level>[, <factor>=<level>]``). ``by`` is
+    crossed with the factors only when it takes two levels or more, but the
+    scopes and conditions name its level even when it takes one (a grid
+    with one IRI loss): then scope ``<by>=<level>`` repeats the tests of
+    scope ``all``, and the readers of these tables find the loss they ask
+    for. ``data`` needs columns correct, participant, item, set_id,
     model, chance and the named variables, which must be constant within a
     set_id."""
     if data.empty:
@@ -614,7 +644,8 @@ def analyse(
     table = cells.table
     levels = ordered_levels(table, variables, preferred_levels)
     covs = [c for c in covariates if len(levels[c]) >= 2]
-    by_ = by if by and len(levels[by]) >= 2 else None
+    by_levels = levels[by] if by else ()
+    by_ = by if len(by_levels) >= 2 else None  # crossed with the factors only when it varies
     kept, notes = select_factors(table, factors, levels, fixed=())
     for c in covariates:
         if c not in covs:
@@ -633,27 +664,24 @@ def analyse(
             ]
     specs += [(c, design.columns_of(lambda t, c=c: t == (c,)), "covariate") for c in covs]
     rows = _tests(cells, fit, specs, "all")
-    if by_:
-        for lb in levels[by_]:
-            sub = cells.subset(table[by_].to_numpy() == lb)
-            sub_levels = ordered_levels(sub.table, variables, preferred_levels)
-            sub_kept, _ = select_factors(sub.table, kept, sub_levels)
-            sub_covs = [c for c in covs if len(sub_levels[c]) >= 2]
-            if not sub_kept:
-                continue
-            sub_design = build_design(sub.table, model_terms(sub_kept, None, sub_covs, interactions), sub_levels)
-            sub_fit = fit_binomial(sub, sub_design)
-            rows += _tests(
-                sub,
-                sub_fit,
-                [(f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions") for f in sub_kept],
-                f"{by_}={lb}",
-            )
+    for lb in by_levels:
+        sub = cells.subset(table[by].to_numpy() == lb)
+        sub_levels = ordered_levels(sub.table, variables, preferred_levels)
+        sub_kept, _ = select_factors(sub.table, kept, sub_levels)
+        sub_covs = [c for c in covs if len(sub_levels[c]) >= 2]
+        if not sub_kept:
+            continue
+        sub_design = build_design(sub.table, model_terms(sub_kept, None, sub_covs, interactions), sub_levels)
+        sub_fit = fit_binomial(sub, sub_design)
+        rows += _tests(
+            sub,
+            sub_fit,
+            [(f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions") for f in sub_kept],
+            f"{by}={lb}",
+        )
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS))
     contrast_table = (
-        pd.concat(
-            [factor_contrasts(cells, fit, kept, by_, level), model_contrasts(cells, by_, level)], ignore_index=True
-        )
+        pd.concat([factor_contrasts(cells, fit, kept, by, level), model_contrasts(cells, by, level)], ignore_index=True)
         if contrasts
         else pd.DataFrame(columns=list(CONTRAST_COLUMNS))
     )

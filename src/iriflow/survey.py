@@ -200,9 +200,22 @@ def check_post_url(url: str) -> str:
     Content-Security-Policy) or ''."""
     if not url:
         return ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in " \"'<>;\\"):
-        raise SurveyError(f"survey.post_url {url!r} is not an absolute http(s) URL")
+    expected = "expected '' or an absolute http(s) URL of one host, e.g. https://example.org/collect"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number
+    except ValueError as e:
+        raise SurveyError(f"survey.post_url {url!r} is not a URL ({e}); {expected}") from e
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in " \"'<>;,\\"):
+        raise SurveyError(f"survey.post_url {url!r} is not an absolute http(s) URL; {expected}")
+    # The origin becomes the page's Content-Security-Policy connect-src: a
+    # wildcard there ('https://*') would let the page send data to any host.
+    host = parts.netloc if port is None else parts.netloc[: parts.netloc.rfind(":")]
+    if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", host):
+        raise SurveyError(
+            f"survey.post_url {url!r}: the host {parts.netloc!r} is not a plain host name (no wildcard '*', "
+            f"no user:password@); {expected}"
+        )
     return f"{parts.scheme}://{parts.netloc}"
 
 

@@ -17,6 +17,7 @@ import csv
 import io
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -254,6 +255,27 @@ def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
+CHECKPOINT_KEYS = ("model", "objective", "optimizer", "scaler", "epoch", "history", "fingerprint")
+
+
+def _checkpoint_problem(state: Any, modules: Mapping[str, nn.Module]) -> str | None:
+    """What makes ``state`` (a loaded Trainer checkpoint) unusable for
+    ``modules``, or None: missing entries, or tensors that do not fit."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a checkpoint"
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        return f"no {', '.join(missing)}"
+    for key, module in modules.items():
+        own = module.state_dict()
+        if not isinstance(state[key], Mapping) or set(state[key]) != set(own):
+            return f"its {key} weights are not those of this {key}"
+        bad = [k for k, v in own.items() if getattr(state[key][k], "shape", None) != v.shape]
+        if bad:
+            return f"{key} tensor {bad[0]} has shape {tuple(getattr(state[key][bad[0]], 'shape', ()))}"
+    return None
+
+
 @dataclass
 class TrainResult:
     history: list[dict[str, float]]
@@ -308,9 +330,13 @@ class Trainer:
         torch_save(self.checkpoint, self.state())
 
     def try_resume(self) -> int:
-        if not self.checkpoint.exists():
+        """Resume from ``checkpoint`` when it holds a run of these settings. A
+        checkpoint that cannot be read (truncated, empty, not a checkpoint of
+        this model) is moved aside to ``<name>.corrupt-<time>`` with a warning
+        and training starts from scratch (the file holds the only saved state)."""
+        state = self._read_checkpoint()
+        if state is None:
             return 0
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
         if state.get("fingerprint") != self.fingerprint:
             log.warning("ignoring %s: it was written with other settings; training from scratch", self.checkpoint)
             return 0
@@ -321,6 +347,29 @@ class Trainer:
         self.epoch, self.history = state["epoch"], state["history"]
         log.info("resumed from %s after epoch %d", self.checkpoint, self.epoch)
         return self.epoch
+
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint's state, checked against this trainer's model and
+        objective before anything is loaded; None when there is none or it was
+        unreadable (then it has been moved aside)."""
+        if not self.checkpoint.exists():
+            return None
+        try:
+            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+            problem = _checkpoint_problem(state, {"model": self.model, "objective": self.objective})
+        except Exception as e:  # torch raises many kinds (RuntimeError, EOFError, UnpicklingError, ...)
+            problem = f"{type(e).__name__}: {e}"
+        if problem is None:
+            return state
+        aside = self.checkpoint.with_name(f"{self.checkpoint.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(self.checkpoint, aside)
+        log.warning(
+            "checkpoint %s cannot be used (%s): moved it aside to %s; training from scratch",
+            self.checkpoint,
+            str(problem).splitlines()[0][:300],
+            aside,
+        )
+        return None
 
     def _autocast(self):
         if self.autocast_dtype is None or self.device.type != "cuda":
