@@ -10,7 +10,7 @@ import torch
 
 from iriflow.datasets import load_prepared
 from iriflow.device import describe, select_device
-from iriflow.engstrom import PROCEDURE_JOBS, path_smoothness
+from iriflow.engstrom import PROCEDURE_JOBS, ModelJob, path_smoothness
 from iriflow.io import atomic_path, write_provenance
 from iriflow.iriset import procedure_set_id
 from iriflow.models import load_model
@@ -30,7 +30,7 @@ for model_id, model_pt, iris in zip(p.model_ids, inp.models, out.sets):
         tests[dataset] = load_prepared(data[dataset]).tensors("test")
     model = load_model(model_pt, device=device)
     sid = procedure_set_id(model_id, s["layer"], p.procedure, s.get("seed_type"))
-    iri_set = job.build(model, sid, *tests[dataset], s, device)
+    iri_set = job.build(ModelJob(model, sid, *tests[dataset], s, device))
     iri_set.save(iris)
     tables.append(job.summary(iri_set))
     ctx.log.info("%s: %d images, %d converged; %.1f s so far", sid, len(iri_set), iri_set.converged.sum(), ctx.elapsed)

@@ -17,6 +17,7 @@ from iriflow.archs import build_model
 from iriflow.config import engstrom_settings, validate_config
 from iriflow.engstrom import (
     PROCEDURE_JOBS,
+    ModelJob,
     add_feature,
     addition_sources,
     choose_features,
@@ -207,7 +208,7 @@ def sets(cfg, model, split):
     ):
         s = settings(cfg, procedure, **extra)
         sid = procedure_set_id(MODEL_ID, s["layer"], procedure, s.get("seed_type"))
-        out[procedure] = PROCEDURE_JOBS[procedure].build(model, sid, *split, s, "cpu")
+        out[procedure] = PROCEDURE_JOBS[procedure].build(ModelJob(model, sid, *split, s))
     return out
 
 

@@ -239,184 +239,150 @@ def interpolate(
 # --- one model's set per procedure ---------------------------------------------
 
 
-def _prepare(model: torch.nn.Module, layer: str) -> Representation:
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.eval()
-    return representation(model, layer, fake_relu=True)
+@dataclass
+class ModelJob:
+    """One model's share of a procedure's job: the model, the id of its set,
+    the test split (images in [0, 1] and labels), the procedure's settings
+    ``s`` and the device."""
+
+    model: torch.nn.Module
+    sid: SetId
+    test_x: Tensor
+    test_y: Tensor
+    s: Mapping[str, Any]
+    device: Any = "cpu"
+
+    def representation(self) -> Representation:
+        """R(x) at the settings' layer, gradients for the input only."""
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.model.eval()
+        return representation(self.model, self.s["layer"], fake_relu=True)
+
+    def extract(self, x: Tensor | None = None) -> Tensor:
+        """R of ``x`` (default: the test split), batched, on the CPU."""
+        return extract(self.model, self.test_x if x is None else x, self.s["layer"], device=self.device)
+
+    def iri_set(
+        self, procedure: str, target_index: np.ndarray, *, rel_dist: np.ndarray | None = None, **arrays: Any
+    ) -> IRISet:
+        """The procedure's set: its targets are the test images at
+        ``target_index``; ``rel_dist`` is NaN unless it inverts a representation."""
+        return IRISet(
+            self.sid,
+            targets=self.test_x[target_index].numpy(),
+            target_index=target_index,
+            target_label=self.test_y.numpy()[target_index],
+            rel_dist=np.full(len(target_index), np.nan) if rel_dist is None else rel_dist,
+            settings={
+                **{k: v for k, v in self.s.items() if k != "device"},
+                "model": self.sid.model_id,
+                "procedure": procedure,
+            },
+            **arrays,
+        )
 
 
-def features_set(
-    model: torch.nn.Module,
-    sid: SetId,
-    test_x: Tensor,
-    test_y: Tensor,
-    s: Mapping[str, Any],
-    device,
-) -> IRISet:
-    """The feature-visualisation set of a model (module docstring); ``s``:
+def features_set(job: ModelJob) -> IRISet:
+    """The feature-visualisation set of a model (module docstring); settings:
     layer, seed, seed_type, k, n_examples, steps, step_size, step_schedule, eps."""
-    rep = _prepare(model, s["layer"])
-    acts = extract(model, test_x, s["layer"], device=device)
+    s, x, dev = job.s, job.test_x, job.device
+    acts = job.extract()
     feats, n = feature_choice(acts, s)
     top, bottom = extreme_images(acts, feats, n, s["seed"])
-    k, c, h, w = len(feats), *test_x.shape[1:]
+    k = len(feats)
     gen = seed_generator(s["seed"], s["seed_type"])  # the same seeds for every model
-    seeds = make_seeds(s["seed_type"], SeedContext(torch.zeros(k, c, h, w), torch.zeros(k), test_x, test_y, gen))
+    seeds = make_seeds(s["seed_type"], SeedContext(torch.zeros(k, *x.shape[1:]), torch.zeros(k), x, job.test_y, gen))
     res = visualise(
-        rep,
-        torch.from_numpy(feats).to(device),
-        seeds.to(device),
+        job.representation(),
+        torch.from_numpy(feats).to(dev),
+        seeds.to(dev),
         steps=s["steps"],
         step_size=s["step_size"],
         eps=s["eps"],
         schedule=s["step_schedule"],
     )
-    vis = res.x.cpu()
     act = res.loss.cpu().numpy()
-    seed_act = extract(model, seeds, s["layer"], device=device).numpy()[np.arange(k), feats]
-    a = acts.numpy()
-    top_act = np.take_along_axis(a[:, feats].T, top, 1)
-    bottom_act = np.take_along_axis(a[:, feats].T, bottom, 1)
-    return _procedure_set(
-        sid,
-        s,
+    a = acts.numpy()[:, feats].T
+    top_act, bottom_act = np.take_along_axis(a, top, 1), np.take_along_axis(a, bottom, 1)
+    extra = {"feature": feats, "seed_activation": job.extract(seeds).numpy()[np.arange(k), feats]}
+    extra |= {"top": x[top.ravel()].numpy(), "bottom": x[bottom.ravel()].numpy()}
+    extra |= {"top_index": top, "bottom_index": bottom, "top_activation": top_act, "bottom_activation": bottom_act}
+    return job.iri_set(
         "features",
-        (test_x, test_y),
         top[:, 0],
-        iris=vis.numpy(),
+        iris=res.x.cpu().numpy(),
         seeds=seeds.numpy(),
         loss=act,
         converged=act > top_act[:, 0],
-        extra={
-            "feature": feats,
-            "seed_activation": seed_act,
-            "top": test_x[top.ravel()].numpy(),
-            "bottom": test_x[bottom.ravel()].numpy(),
-            "top_index": top,
-            "bottom_index": bottom,
-            "top_activation": top_act,
-            "bottom_activation": bottom_act,
-        },
+        extra=extra,
     )
 
 
-def addition_set(
-    model: torch.nn.Module,
-    sid: SetId,
-    test_x: Tensor,
-    test_y: Tensor,
-    s: Mapping[str, Any],
-    device,
-) -> IRISet:
-    """The feature-addition set of a model (module docstring); ``s``: layer,
-    seed, k and n_examples (the visualisation's choice of coordinates), n,
-    on_level, steps, step_size."""
-    rep = _prepare(model, s["layer"])
-    acts = extract(model, test_x, s["layer"], device=device)
+def addition_set(job: ModelJob) -> IRISet:
+    """The feature-addition set of a model (module docstring); settings:
+    layer, seed, k and n_examples (the visualisation's choice of
+    coordinates), n, on_level, steps, step_size."""
+    s, on = job.s, job.s["on_level"]
+    acts = job.extract()
     feats, _ = feature_choice(acts, s)
-    src, coords = addition_sources(acts, feats, s["n"], s["on_level"], s["seed"])
+    src, coords = addition_sources(acts, feats, s["n"], on, s["seed"])
     if not len(src):
-        raise ValueError(f"no test image has any of the units {feats.tolist()} at or below {s['on_level']} (on_level)")
+        raise ValueError(f"no test image has any of the units {feats.tolist()} at or below {on} (on_level)")
     top, _ = extreme_images(acts, coords, 1, s["seed"])
-    x0 = test_x[src]
+    x0 = job.test_x[src]
     res = add_feature(
-        rep,
-        torch.from_numpy(coords).to(device),
-        x0.to(device),
-        on=s["on_level"],
+        job.representation(),
+        torch.from_numpy(coords).to(job.device),
+        x0.to(job.device),
+        on=on,
         steps=s["steps"],
         step_size=s["step_size"],
     )
     after = res.x.cpu()
-    act = extract(model, after, s["layer"], device=device).numpy()[np.arange(len(src)), coords]
-    labels = test_y.numpy()
-    return _procedure_set(
-        sid,
-        s,
+    act = job.extract(after).numpy()[np.arange(len(src)), coords]
+    extra = {"feature": coords, "seed_index": src, "seed_label": job.test_y.numpy()[src]}
+    extra |= {"seed_activation": acts.numpy()[src, coords], "activation": act}
+    return job.iri_set(
         "addition",
-        (test_x, test_y),
         top[:, 0],
         iris=after.numpy(),
         seeds=x0.numpy(),
-        loss=np.minimum(act - s["on_level"], 0.0),
-        converged=act > s["on_level"],
-        extra={
-            "feature": coords,
-            "seed_index": src,
-            "seed_label": labels[src],
-            "seed_activation": acts.numpy()[src, coords],
-            "activation": act,
-        },
+        loss=np.minimum(act - on, 0.0),
+        converged=act > on,
+        extra=extra,
     )
 
 
-def interpolation_set(
-    model: torch.nn.Module,
-    sid: SetId,
-    test_x: Tensor,
-    test_y: Tensor,
-    s: Mapping[str, Any],
-    device,
-) -> IRISet:
-    """The interpolation set of a model (module docstring); ``s``: layer,
+def interpolation_set(job: ModelJob) -> IRISet:
+    """The interpolation set of a model (module docstring); settings: layer,
     seed, pairs, n_lambda, steps, step_size, step_schedule, threshold."""
-    rep = _prepare(model, s["layer"])
-    labels = test_y.numpy()
+    s, dev = job.s, job.device
+    rep = job.representation()
+    labels = job.test_y.numpy()
     pairs = interpolation_pairs(labels, s["pairs"], s["seed"])
-    lam = torch.linspace(0.0, 1.0, s["n_lambda"])
-    a, b = test_x[pairs[:, 0]], test_x[pairs[:, 1]]
+    m = s["n_lambda"]
+    lam = torch.linspace(0.0, 1.0, m)
+    a, b = job.test_x[pairs[:, 0]].to(dev), job.test_x[pairs[:, 1]].to(dev)
     res, blends, targets = interpolate(
-        rep, a.to(device), b.to(device), lam, steps=s["steps"], step_size=s["step_size"], schedule=s["step_schedule"]
+        rep, a, b, lam, steps=s["steps"], step_size=s["step_size"], schedule=s["step_schedule"]
     )
     with torch.no_grad():
         seed_rel = relative_distance(rep(blends), targets).cpu().numpy()
     rel = res.loss.cpu().numpy()
-    m = s["n_lambda"]
     ia, ib = np.repeat(pairs[:, 0], m), np.repeat(pairs[:, 1], m)
-    return _procedure_set(
-        sid,
-        s,
+    extra = {"lam": np.tile(lam.numpy(), len(pairs)), "pair": np.repeat(np.arange(len(pairs)), m)}
+    extra |= {"other": job.test_x[ib].numpy(), "other_index": ib, "other_label": labels[ib]}
+    extra |= {"seed_rel_dist": seed_rel}
+    return job.iri_set(
         "interpolation",
-        (test_x, test_y),
         ia,
         iris=res.x.cpu().numpy(),
         seeds=blends.cpu().numpy(),
         loss=rel,
         converged=rel < s["threshold"],
         rel_dist=rel,
-        extra={
-            "lam": np.tile(lam.numpy(), len(pairs)),
-            "pair": np.repeat(np.arange(len(pairs)), m),
-            "other": test_x[ib].numpy(),
-            "other_index": ib,
-            "other_label": labels[ib],
-            "seed_rel_dist": seed_rel,
-        },
-    )
-
-
-def _procedure_set(
-    sid: SetId,
-    s: Mapping[str, Any],
-    procedure: str,
-    test: tuple[Tensor, Tensor],
-    target_index: np.ndarray,
-    *,
-    rel_dist: np.ndarray | None = None,
-    **arrays: Any,
-) -> IRISet:
-    """A procedure's set: its targets are the test images at ``target_index``;
-    ``rel_dist`` is NaN unless the procedure inverts a representation."""
-    test_x, test_y = test
-    return IRISet(
-        sid,
-        targets=test_x[target_index].numpy(),
-        target_index=target_index,
-        target_label=test_y.numpy()[target_index],
-        rel_dist=np.full(len(target_index), np.nan) if rel_dist is None else rel_dist,
-        settings={**{k: v for k, v in s.items() if k != "device"}, "model": sid.model_id, "procedure": procedure},
-        **arrays,
+        extra=extra,
     )
 
 
@@ -507,10 +473,10 @@ def interpolation_summary(iri_set: IRISet) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Procedure:
-    """How a procedure makes a model's set (model, set id, test images, test
-    labels, settings, device -> IRISet) and tabulates it (IRISet -> rows)."""
+    """How a procedure makes a model's set (ModelJob -> IRISet) and
+    tabulates it (IRISet -> rows)."""
 
-    build: Callable[..., IRISet]
+    build: Callable[[ModelJob], IRISet]
     summary: Callable[[IRISet], pd.DataFrame]
 
 
