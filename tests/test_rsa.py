@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -434,6 +435,9 @@ def test_download_rule_rejects_a_cached_file_with_a_wrong_checksum(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "92_behavRDMs.mat").write_bytes(b"not the real file")
+    # the other file is the real one: the folder is complete, so the plan-time check
+    # lets the rule run, and the rule's checksum check must catch the damaged copy
+    shutil.copyfile(RSA92 / RSA92_FILES["kriegeskorte"].name, cache / RSA92_FILES["kriegeskorte"].name)
     cfg = tmp_path / "rsa.yaml"
     cfg.write_text(yaml.safe_dump({"rsa": {"cache": str(cache), "download": False}}))
     out = "results/rsa/human/rsa92.npz"
@@ -453,7 +457,7 @@ def test_download_rule_rejects_a_cached_file_with_a_wrong_checksum(tmp_path):
     assert RSA92_FILES["behaviour"].sha256 in log
     assert hashlib.sha256(b"not the real file").hexdigest() in log
     assert not (tmp_path / out).exists() and not (tmp_path / "results/rsa/human/provenance.json").exists()
-    assert sorted(p.name for p in cache.iterdir()) == ["92_behavRDMs.mat"]
+    assert sorted(p.name for p in cache.iterdir()) == ["92_behavRDMs.mat", RSA92_FILES["kriegeskorte"].name]
 
 
 # --- the real data ---------------------------------------------------------------------------------
