@@ -98,6 +98,7 @@ rule score_alignment:
     params:
         bootstrap=config["analysis"]["bootstrap"],
         min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
+        external=config["models"]["external"],
     script:
         "../scripts/score_alignment.py"
 

@@ -37,7 +37,9 @@ ctx.log.info(
 kept, report = screen_catch(pd.concat([simulated, real], ignore_index=True), trials, snakemake.params.min_catch_correct)
 for observer, r in report["by_observer"].items():
     ctx.log.info("catch screening, %s: %d participants, %d excluded", observer, r["n_participants"], r["n_excluded"])
-table = alignment_scores(kept, trials, n_boot=boot["n"], level=boot["level"], seed=boot["seed"])
+table = alignment_scores(
+    kept, trials, external=snakemake.params.external, n_boot=boot["n"], level=boot["level"], seed=boot["seed"]
+)
 if table.empty:
     ctx.log.warning("no IRI converged anywhere: the alignment table is empty")
 with atomic_path(snakemake.output.alignment) as tmp:

@@ -392,6 +392,32 @@ def test_alignment_scores_are_the_share_correct_of_the_kept_answers():
     assert first["loss"] == "regfree" and first["seed_type"] == "other-image" and first["dataset"] == "mnist5k"
 
 
+def test_alignment_scores_take_external_models_of_any_name():
+    """A registered checkpoint (models.external) is named freely: its factors
+    come from its entry, not from the grid's id pattern."""
+    from iriflow.judgments import build_trials
+
+    set_id = "mnist5k/my_net.v2/penultimate/regfree/other-image"
+    trials = build_trials(8, np.arange(8) % 4, np.ones(8, bool), set_id=set_id, seed=0)
+    scored = trials.loc[trials["kind"] != "catch"]
+    responses = pd.DataFrame(
+        {
+            "participant": "p0",
+            "set_id": set_id,
+            "trial_id": scored["trial_id"],
+            "response": scored["correct"],
+            "correct": True,
+            "rt_ms": 900.0,
+            "observer": "simulated:ssim",
+        }
+    )
+    external = {"mnist5k/my_net.v2": {"path": "ckpt.pt", "arch": "vgg16bn"}}
+    table = alignment_scores(responses, trials, external=external, n_boot=20)
+    assert set(table["model"]) == {"my_net.v2"} and set(table["arch"]) == {"vgg16bn"}
+    assert set(table["objective"]) == {"external"} and set(table["augmentation"]) == {"external"}
+    assert (table["prop_correct"] == 1.0).all()
+
+
 def test_proxy_table_keeps_a_stir_column_without_values():
     """STIR is NaN for sets with fewer converged IRIs than stir.min_iris: the
     column stays, shown as --, instead of vanishing from the table."""

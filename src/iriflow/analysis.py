@@ -344,21 +344,30 @@ def screen_catch(responses: pd.DataFrame, trials: pd.DataFrame, min_correct: flo
 
 
 def alignment_scores(
-    responses: pd.DataFrame, trials: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+    responses: pd.DataFrame,
+    trials: pd.DataFrame,
+    *,
+    external: Mapping[str, Any] | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """judgments/alignment.csv: % correct per IRI set, trial kind,
     alternative and observer (iriflow.judgments.score, crossed bootstrap
     CI), led by the parts of the set id (``model`` is the model's name) and
-    the model's architecture, objective, augmentation and seed."""
+    the model's architecture, objective, augmentation and seed
+    (``model_factors``; ``external`` is models.external, whose models have
+    any name)."""
     from .judgments import score  # torch: only the scoring rule (torch env) calls this
 
     scores = score(responses, trials, n_boot=n_boot, level=level, seed=seed)
     parts = pd.DataFrame(scores["set_id"].str.split("/").tolist(), columns=list(SET_PARTS))
-    specs = [ModelSpec.parse(f"{d}/{m}") for d, m in zip(parts["dataset"], parts["model"])]
+    columns = ["arch", "objective", "augmentation", "seed"]
+    models_cfg = {"external": dict(external or {})}
     factors = pd.DataFrame(
-        [{"arch": s.arch, "objective": s.objective, "augmentation": s.augmentation, "seed": s.seed} for s in specs],
-        columns=["arch", "objective", "augmentation", "seed"],
+        [model_factors(f"{d}/{m}", models_cfg) for d, m in zip(parts["dataset"], parts["model"])], columns=columns
     )
+    factors["seed"] = factors["seed"].astype(int)
     return pd.concat([parts, factors, scores.drop(columns="set_id")], axis=1)
 
 

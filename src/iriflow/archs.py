@@ -20,10 +20,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from .catalog import PENULTIMATE
 from .registry import Registry
 
 ARCHS = Registry("architecture")
-PENULTIMATE = "penultimate"
 
 _Size = int | tuple[int, int]
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-PENULTIMATE = "penultimate"
+from .catalog import PENULTIMATE
+
 Representation = Callable[[Tensor], Tensor]
 
 
