@@ -4,11 +4,10 @@
 include: "analysis_common.smk"
 
 
-wildcard_constraints:
-    epoch=r"\d{4}",
-
-
 # --- SimCLR checkpoints: IRIs of every training snapshot, judged -------------------
+# One job per SimCLR model: every snapshot's IRI set in one folder
+# (CHECKPOINT_DIR/<dataset>/<model>/epoch<NNNN>/), with the job's loss curve
+# and provenance.
 
 
 rule checkpoint_iris:
@@ -18,14 +17,11 @@ rule checkpoint_iris:
         snapshots=f"{R}/models/{{dataset}}/{{model}}/snapshots",
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
     output:
-        iris=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.npz",
-        table=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.csv",
-        grid=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/grid.png",
-        provenance=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/provenance.json",
+        sets=directory(f"{CHECKPOINT_DIR}/{{dataset}}/{{model}}"),
     log:
-        f"{R}/logs/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.log",
+        f"{R}/logs/analysis/checkpoints/{{dataset}}/{{model}}.log",
     benchmark:
-        f"{R}/benchmarks/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.tsv"
+        f"{R}/benchmarks/analysis/checkpoints/{{dataset}}/{{model}}.tsv"
     wildcard_constraints:
         model=GRID_NAMES,
     conda:
@@ -37,14 +33,15 @@ rule checkpoint_iris:
         runtime=by_attempt(config["iris"]["resources"]["runtime"]),
     params:
         settings=checkpoint_iri_settings(),
-        checkpoints=CKPT,
+        checkpoints={k: CKPT[k] for k in ("layer", "loss", "seed_type")},
+        epochs=checkpoint_job_epochs,
     script:
         "../scripts/checkpoint_iris.py"
 
 
 rule checkpoint_judgments:
     input:
-        iris=[s.path for s in CHECKPOINT_SERIES],
+        sets=checkpoint_sets(),
         calibration=sorted(
             {f"{R}/judgments/observers/{s.model_id.split('/')[0]}/calibration.json" for s in CHECKPOINT_SERIES}
         ),
@@ -64,6 +61,7 @@ rule checkpoint_judgments:
         runtime=by_attempt(15),
     params:
         epochs=[s.epoch for s in CHECKPOINT_SERIES],
+        paths=[s.path for s in CHECKPOINT_SERIES],
         judgments=config["judgments"],
         proxy_metrics=ANALYSIS["proxy"]["metrics"],
         min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
@@ -97,7 +95,6 @@ rule proxy_scores:
     params:
         metrics=ANALYSIS["proxy"]["metrics"],
         stir=ANALYSIS["stir"],
-        device=config["device"],
     script:
         "../scripts/proxy_scores.py"
 

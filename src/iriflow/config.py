@@ -594,12 +594,13 @@ def model_settings(cfg: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
         "augmentation": spec.augmentation,
         "augmentations": used,
         "recipe": recipe,
-        "device": cfg["device"],
     }
 
 
 def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
-    """What makes one IRI job (besides model, layer and seed type)."""
+    """What makes the IRIs of one loss (besides model, layer and seed type).
+    Not the device nor iris.max_batch: no result depends on them (jobs read
+    them from the config when they run; iriflow.runtime)."""
     iris = cfg["iris"]
     spec = iris["loss_defs"][loss]
     keys = ("steps", "step_size", "step_schedule", "optimizer", "keep_best", "threshold", "seed", "log_every")
@@ -608,7 +609,6 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
         "loss_spec": spec,
         "metric": spec.get("metric", iris["metric"]),
         **{k: iris[k] for k in keys},
-        "device": cfg["device"],
     }
 
 
@@ -618,7 +618,7 @@ def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
     the visualisation's choice of coordinates (it adds those)."""
     e = cfg["engstrom"]
     extra = {k: e["features"][k] for k in ("k", "n_examples")} if procedure == "addition" else {}
-    return {"layer": e["layer"], "seed": e["seed"], **e[procedure], **extra, "device": cfg["device"]}
+    return {"layer": e["layer"], "seed": e["seed"], **e[procedure], **extra}
 
 
 if __name__ == "__main__":
