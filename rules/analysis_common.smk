@@ -74,6 +74,8 @@ def checkpoint_sets():
     job and the reused sets of the IRI stage."""
     made = [f"{CHECKPOINT_DIR}/{m}" for m in CHECKPOINT_JOBS]
     return made + [s.path for s in CHECKPOINT_SERIES if not s.path.startswith(CHECKPOINT_DIR)]
+
+
 CHECKPOINT_TABLES = (
     {
         "checkpoint_trials": [f"{R}/analysis/checkpoints/trials.csv"],
