@@ -62,7 +62,7 @@ rule checkpoint_judgments:
     params:
         epochs=[s.epoch for s in CHECKPOINT_SERIES],
         paths=[s.path for s in CHECKPOINT_SERIES],
-        judgments=config["judgments"],
+        judgments=trial_settings(config),
         proxy_metrics=ANALYSIS["proxy"]["metrics"],
         min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
     script:
@@ -118,7 +118,7 @@ rule model_scores:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     params:
-        models=config["models"],
+        models=model_design(config),
         bootstrap=ANALYSIS["bootstrap"],
     script:
         "../scripts/model_scores.py"
@@ -150,8 +150,8 @@ rule statistics:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     params:
-        analysis=ANALYSIS,
-        models=config["models"],
+        analysis={k: ANALYSIS[k] for k in ("alpha", "bootstrap", "interactions", "factors", "primary")},
+        models=model_design(config),
         iris={k: config["iris"][k] for k in ("losses", "seed_types", "loss_defs", "layers")},
         observers=OBSERVERS,
     script:
@@ -320,7 +320,7 @@ rule figure_accuracy:
     params:
         attacks=config["models"]["eval"]["attacks"],
         levels=LEVELS,
-        models=config["models"],
+        models=model_design(config),
     script:
         "../scripts/figure_accuracy.py"
 

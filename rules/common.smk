@@ -14,8 +14,10 @@ from iriflow.config import (
     iri_settings,
     model_grid,
     model_ids,
+    model_design,
     model_settings,
     plan_workflow_config,
+    trial_settings,
     trials_tables,
 )
 from iriflow.io import clean_stale_temporaries

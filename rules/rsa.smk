@@ -162,7 +162,7 @@ rule rsa_table:
         mem_mb=1000,
         runtime=5,
     params:
-        models=config["models"],
+        models=model_design(config),
         levels=RSA_LEVELS,
         level=RSA["bootstrap"]["level"],
     script:

@@ -612,6 +612,23 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
     }
 
 
+def model_design(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What the analysis needs of the models section: the grid, the external
+    models, augmentations and objectives (design factors and level orders,
+    iriflow.analysis.model_factors and preferred_levels). Not resources,
+    widths or training settings: changing those reruns no analysis by itself."""
+    return {k: cfg["models"][k] for k in ("grid", "external", "augmentations", "objectives")}
+
+
+def trial_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes the trials of an IRI set and the simulated observers'
+    draws (iriflow.judgments.set_trials, simulate_observers): the
+    judgments keys alternatives, matching_k, n_catch and seed. Not the
+    observers (calibrated in their own rule) nor the real responses: adding
+    a response file reruns no simulation."""
+    return {k: cfg["judgments"][k] for k in ("alternatives", "matching_k", "n_catch", "seed")}
+
+
 def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
     """What makes one procedure's job of the Engstrom stage (iriflow.engstrom):
     the layer, the seed, the procedure's section and, for feature addition,
