@@ -10,12 +10,17 @@ within one run on one machine (the device is in the output).
 1. IRI step / bare forward+backward of the same representation on the same batch
 2. batched IRI generation (all targets at once) / a per-image loop, as a speed-up
 3. PGD-k adversarial training step / standard training step, against 1.15 (k+1)
-4. `snakemake -n` on the paper config: jobs planned and seconds
+4. `snakemake -n` on the paper config: jobs planned (in all, generate_iris and
+   checkpoint_iris) and seconds
 5. the default run's job-seconds per stage, from Snakemake's benchmark files of
    the last run under results/benchmarks (run ./run workflow first); with
    --end-to-end DIR also the wall time of a whole default run into DIR (about
    half an hour on 2 CPU cores) and its own per-stage shares
 6. training and IRI throughput (images/s) per architecture, default and paper widths
+7. an IRI job of the default config (one model, layer and loss: every seed
+   type's set in one batch) against one job per set: CPU seconds per IRI
+   (process CPU time, the model load included) and the largest difference
+   of a per-IRI relative distance between the two
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from iriflow.archs import build_model
+from iriflow.config import iri_settings, validate_config
 from iriflow.device import describe, select_device
-from iriflow.iri import generate
+from iriflow.iri import JobInputs, generate, run_job
 from iriflow.losses import ce_attack_loss
 from iriflow.optim import pgd
 from iriflow.represent import representation
@@ -153,10 +159,67 @@ def dry_run() -> dict:
             text=True,
         )
         out[f"paper_dry_run_{name}_s"] = time.perf_counter() - t
-        m = re.search(r"^total\s+(\d+)", proc.stdout + proc.stderr, re.M)
-        out["paper_jobs"] = int(m.group(1)) if m else None
+        text = proc.stdout + proc.stderr
+        for rule in ("total", "generate_iris", "checkpoint_iris"):
+            m = re.search(rf"^{rule}\s+(\d+)", text, re.M)
+            out["paper_jobs" if rule == "total" else f"paper_{rule}_jobs"] = int(m.group(1)) if m else None
         out[f"rc_{name}"] = proc.returncode
     return out
+
+
+def grouped_iri_job(steps: int | None = None) -> dict:
+    """One IRI job of the default config (resnet18 at the default width, the
+    first IRI loss, every seed type of iris.seed_types, its iris.steps unless
+    ``steps``) in one batch, against one job per seed type; CPU seconds
+    (process time, so that other load on the machine does not count) per IRI,
+    a job's model set-up included, and the largest |difference| of a per-IRI
+    relative distance. Targets and seeds are random images of the default
+    size: the cost does not depend on what they show."""
+    import yaml
+
+    cfg = validate_config(
+        yaml.safe_load((ROOT / "config/config.yaml").read_text()), ROOT / "config/schema/config.schema.yaml"
+    )
+    iris = cfg["iris"]
+    s = iri_settings(cfg, iris["losses"][0])
+    if steps:
+        s["steps"] = steps
+    n = cfg["targets"]["n"]
+    targets, labels = batch("default", n, "cpu")
+    sets = [
+        JobInputs(
+            kind,
+            targets,
+            labels,
+            torch.arange(n).numpy(),
+            torch.rand(targets.shape, generator=torch.Generator().manual_seed(i)),
+        )
+        for i, kind in enumerate(iris["seed_types"])
+    ]
+
+    torch.set_num_threads(iris["resources"]["threads"])  # as the job gets
+
+    def job(group):
+        t = time.process_time()
+        model = model_at("resnet18", "default", "cpu")
+        results, _ = run_job(model, "penultimate", group, s, "cpu", iris["max_batch"])
+        return time.process_time() - t, results
+
+    grouped_s, grouped = job(sets)
+    alone = [job([one]) for one in sets]
+    per_set_s = sum(t for t, _ in alone)
+    diff = max(float((g.rel_dist - a[0].rel_dist).abs().max()) for g, (_, a) in zip(grouped, alone))
+    n_iris = n * len(sets)
+    return {
+        "loss": s["loss"],
+        "seed_types": len(sets),
+        "iris": n_iris,
+        "steps": s["steps"],
+        "grouped_cpu_s_per_iri": grouped_s / n_iris,
+        "per_set_cpu_s_per_iri": per_set_s / n_iris,
+        "per_set_over_grouped": per_set_s / grouped_s,
+        "max_rel_dist_difference": diff,
+    }
 
 
 def stage_shares(root: Path = ROOT / "results/benchmarks") -> dict:
@@ -224,13 +287,21 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "quick": args.quick,
         "dry_run": dry_run(),
+        "iri_job": grouped_iri_job(steps=50 if args.quick else None),
         "stages": stage_shares(),
         "rows": rows,
     }
     d = summary["dry_run"]
     print(
         f"snakemake -n, paper config: {d['paper_jobs']} jobs planned in {d['paper_dry_run_quiet_s']:.1f} s "
-        f"(--quiet), {d['paper_dry_run_listing_s']:.1f} s with every job printed (target <= 10 s)"
+        f"(--quiet), {d['paper_dry_run_listing_s']:.1f} s with every job printed (target <= 10 s); "
+        f"generate_iris {d['paper_generate_iris_jobs']} (target <= 504), checkpoint_iris {d['paper_checkpoint_iris_jobs']}"
+    )
+    g = summary["iri_job"]
+    print(
+        f"default IRI job ({g['loss']}, {g['seed_types']} seed types, {g['iris']} IRIs, {g['steps']} steps): "
+        f"{g['grouped_cpu_s_per_iri']:.3f} CPU s per IRI in one batch, {g['per_set_cpu_s_per_iri']:.3f} with one job "
+        f"per set ({g['per_set_over_grouped']:.2f}x); largest per-IRI rel_dist difference {g['max_rel_dist_difference']:.1e}"
     )
     for stage, s in summary["stages"].items():
         print(f"default run, stage {stage:10s} {s['job_seconds']:8.1f} job-s  {100 * s['share']:5.1f}%")

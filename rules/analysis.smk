@@ -4,11 +4,10 @@
 include: "analysis_common.smk"
 
 
-wildcard_constraints:
-    epoch=r"\d{4}",
-
-
 # --- SimCLR checkpoints: IRIs of every training snapshot, judged -------------------
+# One job per SimCLR model: every snapshot's IRI set in one folder
+# (CHECKPOINT_DIR/<dataset>/<model>/epoch<NNNN>/), with the job's loss curve
+# and provenance.
 
 
 rule checkpoint_iris:
@@ -18,14 +17,11 @@ rule checkpoint_iris:
         snapshots=f"{R}/models/{{dataset}}/{{model}}/snapshots",
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
     output:
-        iris=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.npz",
-        table=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/iris.csv",
-        grid=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/grid.png",
-        provenance=f"{R}/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}/provenance.json",
+        sets=directory(f"{CHECKPOINT_DIR}/{{dataset}}/{{model}}"),
     log:
-        f"{R}/logs/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.log",
+        f"{R}/logs/analysis/checkpoints/{{dataset}}/{{model}}.log",
     benchmark:
-        f"{R}/benchmarks/analysis/checkpoints/{{dataset}}/{{model}}/epoch{{epoch}}.tsv"
+        f"{R}/benchmarks/analysis/checkpoints/{{dataset}}/{{model}}.tsv"
     wildcard_constraints:
         model=GRID_NAMES,
     conda:
@@ -37,14 +33,15 @@ rule checkpoint_iris:
         runtime=by_attempt(config["iris"]["resources"]["runtime"]),
     params:
         settings=checkpoint_iri_settings(),
-        checkpoints=CKPT,
+        checkpoints={k: CKPT[k] for k in ("layer", "loss", "seed_type")},
+        epochs=checkpoint_job_epochs,
     script:
         "../scripts/checkpoint_iris.py"
 
 
 rule checkpoint_judgments:
     input:
-        iris=[s.path for s in CHECKPOINT_SERIES],
+        sets=checkpoint_sets(),
         calibration=sorted(
             {f"{R}/judgments/observers/{s.model_id.split('/')[0]}/calibration.json" for s in CHECKPOINT_SERIES}
         ),
@@ -64,7 +61,8 @@ rule checkpoint_judgments:
         runtime=by_attempt(15),
     params:
         epochs=[s.epoch for s in CHECKPOINT_SERIES],
-        judgments=config["judgments"],
+        paths=[s.path for s in CHECKPOINT_SERIES],
+        judgments=trial_settings(config),
         proxy_metrics=ANALYSIS["proxy"]["metrics"],
         min_catch_correct=config["judgments"]["observers"]["real"]["min_catch_correct"],
     script:
@@ -97,7 +95,6 @@ rule proxy_scores:
     params:
         metrics=ANALYSIS["proxy"]["metrics"],
         stir=ANALYSIS["stir"],
-        device=config["device"],
     script:
         "../scripts/proxy_scores.py"
 
@@ -121,7 +118,7 @@ rule model_scores:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     params:
-        models=config["models"],
+        models=model_design(config),
         bootstrap=ANALYSIS["bootstrap"],
     script:
         "../scripts/model_scores.py"
@@ -153,8 +150,8 @@ rule statistics:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     params:
-        analysis=ANALYSIS,
-        models=config["models"],
+        analysis={k: ANALYSIS[k] for k in ("alpha", "bootstrap", "interactions", "factors", "primary")},
+        models=model_design(config),
         iris={k: config["iris"][k] for k in ("losses", "seed_types", "loss_defs", "layers")},
         observers=OBSERVERS,
     script:
@@ -323,7 +320,7 @@ rule figure_accuracy:
     params:
         attacks=config["models"]["eval"]["attacks"],
         levels=LEVELS,
-        models=config["models"],
+        models=model_design(config),
     script:
         "../scripts/figure_accuracy.py"
 

@@ -24,6 +24,9 @@ def checkpoint_iri_settings():
 
 
 Snapshot = namedtuple("Snapshot", ["model_id", "epoch", "path"])
+# One checkpoint_iris job per SimCLR model writes the IRI sets of all of its
+# snapshots into one folder: <model>/epoch<NNNN>/{iris.npz,iris.csv,grid.png}.
+CHECKPOINT_DIR = f"{R}/analysis/checkpoints"
 
 
 def checkpoint_series():
@@ -47,13 +50,32 @@ def checkpoint_series():
             path = (
                 f"{R}/iris/{spec.id}/{part}/iris.npz"
                 if reuse and epoch == last
-                else f"{R}/analysis/checkpoints/{spec.id}/epoch{epoch:04d}/iris.npz"
+                else f"{CHECKPOINT_DIR}/{spec.id}/epoch{epoch:04d}/iris.npz"
             )
             series.append(Snapshot(spec.id, epoch, path))
     return series
 
 
 CHECKPOINT_SERIES = checkpoint_series()
+# Per SimCLR model, the snapshot epochs whose IRIs checkpoint_iris makes (not
+# the last one where the IRI stage's set is reused).
+CHECKPOINT_JOBS = {}
+for _s in CHECKPOINT_SERIES:
+    if _s.path.startswith(CHECKPOINT_DIR):
+        CHECKPOINT_JOBS.setdefault(_s.model_id, []).append(_s.epoch)
+
+
+def checkpoint_job_epochs(wildcards):
+    return CHECKPOINT_JOBS[f"{wildcards.dataset}/{wildcards.model}"]
+
+
+def checkpoint_sets():
+    """What checkpoint_judgments reads: the folder of each checkpoint_iris
+    job and the reused sets of the IRI stage."""
+    made = [f"{CHECKPOINT_DIR}/{m}" for m in CHECKPOINT_JOBS]
+    return made + [s.path for s in CHECKPOINT_SERIES if not s.path.startswith(CHECKPOINT_DIR)]
+
+
 CHECKPOINT_TABLES = (
     {
         "checkpoint_trials": [f"{R}/analysis/checkpoints/trials.csv"],

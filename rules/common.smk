@@ -14,8 +14,10 @@ from iriflow.config import (
     iri_settings,
     model_grid,
     model_ids,
+    model_design,
     model_settings,
     plan_workflow_config,
+    trial_settings,
     trials_tables,
 )
 from iriflow.io import clean_stale_temporaries
@@ -59,7 +61,10 @@ EXTERNAL_NAMES = _alternatives(k.split("/", 1)[1] for k in EXTERNAL)
 MODEL_NAMES = _alternatives(i.split("/", 1)[1] for i in ALL_MODEL_IDS)
 IRI_LOSS_NAMES = _alternatives(config["iris"]["losses"])
 SEED_TYPE_NAMES = _alternatives(config["iris"]["seed_types"])
-IRI_DIR = f"{R}/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}/{{seed_type}}"
+SEED_TYPES = config["iris"]["seed_types"]
+# One IRI job per model x layer x IRI loss: its directory holds the job's
+# loss curve and provenance, and one directory per seed type with that IRI set.
+IRI_JOB_DIR = f"{R}/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}"
 
 
 wildcard_constraints:
@@ -87,6 +92,12 @@ def external_settings(wildcards):
 
 def iri_job_settings(wildcards):
     return iri_settings(config, wildcards.loss)
+
+
+def iri_set_files(filename):
+    """One file of each IRI set of an IRI job (one per seed type), with the
+    job's wildcards."""
+    return [f"{IRI_JOB_DIR}/{seed_type}/{filename}" for seed_type in SEED_TYPES]
 
 
 def iri_outputs(filename, model_ids=None):

@@ -1,5 +1,8 @@
-# Stage 3: identically represented inputs, one job per model x layer x IRI
-# loss x seed type, all targets of a job optimised as one batch.
+# Stage 3: identically represented inputs. One job per model x layer x IRI
+# loss makes the IRI sets of every seed type (one per seed type, at
+# iris/<dataset>/<model>/<layer>/<loss>/<seed_type>/), optimised together in
+# batches of at most iris.max_batch images; the job's loss curve and
+# provenance are in iris/<dataset>/<model>/<layer>/<loss>/.
 
 
 rule generate_iris:
@@ -9,19 +12,18 @@ rule generate_iris:
         model=f"{R}/models/{{dataset}}/{{model}}/model.pt",
         info=f"{R}/models/{{dataset}}/{{model}}/model.json",
     output:
-        iris=f"{IRI_DIR}/iris.npz",
-        table=f"{IRI_DIR}/iris.csv",
-        curve=f"{IRI_DIR}/curve.csv",
-        grid=f"{IRI_DIR}/grid.png",
-        provenance=f"{IRI_DIR}/provenance.json",
+        iris=iri_set_files("iris.npz"),
+        table=iri_set_files("iris.csv"),
+        grid=iri_set_files("grid.png"),
+        curve=f"{IRI_JOB_DIR}/curve.csv",
+        provenance=f"{IRI_JOB_DIR}/provenance.json",
     log:
-        f"{R}/logs/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}/{{seed_type}}.log",
+        f"{R}/logs/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}.log",
     benchmark:
-        f"{R}/benchmarks/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}/{{seed_type}}.tsv"
+        f"{R}/benchmarks/iris/{{dataset}}/{{model}}/{{layer}}/{{loss}}.tsv"
     wildcard_constraints:
         model=MODEL_NAMES,
         loss=IRI_LOSS_NAMES,
-        seed_type=SEED_TYPE_NAMES,
     conda:
         "../envs/torch.yaml"
     threads: config["iris"]["resources"]["threads"]
@@ -31,6 +33,7 @@ rule generate_iris:
         runtime=by_attempt(config["iris"]["resources"]["runtime"]),
     params:
         settings=iri_job_settings,
+        seed_types=SEED_TYPES,
     script:
         "../scripts/generate_iris.py"
 

@@ -49,7 +49,7 @@ rule simulate_judgments:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
     params:
-        judgments=config["judgments"],
+        judgments=trial_settings(config),
     script:
         "../scripts/simulate_judgments.py"
 

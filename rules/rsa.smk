@@ -9,7 +9,6 @@ RSA_DIR = f"{R}/rsa"
 RSA_LEVELS = preferred_levels(config)
 # What a representation is scored with (iriflow.rsa.score_features).
 RSA_SCORING = {k: RSA[k] for k in ("rdm_metric", "bootstrap", "probe")}
-RSA_DEVICE = config["device"] if RSA["resources"]["gpu"] else "cpu"
 RSA_THINGS = bool(RSA["things"]["triplets"])
 
 
@@ -92,7 +91,6 @@ rule rsa_model:
         runtime=by_attempt(RSA["resources"]["runtime"]),
     params:
         settings=RSA_SCORING,
-        device=RSA_DEVICE,
     script:
         "../scripts/rsa_model.py"
 
@@ -138,7 +136,6 @@ rule rsa_things:
     params:
         things=RSA["things"],
         settings=RSA_SCORING,
-        device=RSA_DEVICE,
     script:
         "../scripts/rsa_things.py"
 
@@ -165,7 +162,7 @@ rule rsa_table:
         mem_mb=1000,
         runtime=5,
     params:
-        models=config["models"],
+        models=model_design(config),
         levels=RSA_LEVELS,
         level=RSA["bootstrap"]["level"],
     script:

@@ -73,7 +73,6 @@ rule evaluate_model:
         runtime=by_attempt(config["models"]["resources"]["runtime"]),
     params:
         evaluation=config["models"]["eval"],
-        device=config["device"],
     script:
         "../scripts/evaluate_model.py"
 

@@ -1,10 +1,17 @@
-"""Rule checkpoint_iris: IRIs of one SimCLR training snapshot (one layer, IRI
-loss and seed type: analysis.checkpoints), made exactly as the IRI stage
-makes them (same seeds, optimiser and settings), so that alignment can be
-followed across training."""
+"""Rule checkpoint_iris: the IRIs of every training snapshot of one SimCLR
+model (one layer, IRI loss and seed type: analysis.checkpoints), made
+exactly as the IRI stage makes them (same seeds, optimiser and settings), so
+that alignment can be followed across training. One folder per job:
+epoch<NNNN>/{iris.npz,iris.csv,grid.png} per snapshot, the loss curve
+(curve.csv: epoch, batch, step, mean loss) and provenance.json."""
 
-from iriflow.device import describe, select_device
-from iriflow.io import write_provenance
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from iriflow.device import describe
+from iriflow.io import atomic_path, write_provenance
 from iriflow.iri import job_inputs, job_set, run_job, save_job
 from iriflow.iriset import SetId
 from iriflow.runtime import RuleContext
@@ -13,15 +20,16 @@ from iriflow.snapshots import load_snapshot
 ctx = RuleContext(snakemake)
 s = snakemake.params.settings
 c = snakemake.params.checkpoints
+epochs = snakemake.params.epochs
+max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
 wc = snakemake.wildcards
-out = snakemake.output
-epoch = int(wc.epoch)
-device = select_device(s["device"])
+out = Path(snakemake.output.sets)
+device = ctx.device()
 ctx.log.info(
-    "IRIs of %s/%s after epoch %d: layer=%s loss=%s seeds=%s on %s (%d steps)",
+    "IRIs of %s/%s after epochs %s: layer=%s loss=%s seeds=%s on %s (%d steps)",
     wc.dataset,
     wc.model,
-    epoch,
+    epochs,
     c["layer"],
     c["loss"],
     c["seed_type"],
@@ -29,31 +37,48 @@ ctx.log.info(
     s["steps"],
 )
 
-inputs = job_inputs(snakemake.input.data, snakemake.input.targets, c["seed_type"], s["seed"])
-model = load_snapshot(snakemake.input.snapshots, epoch, snakemake.input.info, device)
-result = run_job(
-    model,
-    c["layer"],
-    inputs,
-    s,
-    device,
-    on_log=lambda step, loss: ctx.log.info("step %d/%d mean loss %.4f", step, s["steps"], loss),
-)
-rel = result.rel_dist
-ctx.log.info(
-    "relative distance: median %.4f; converged %d/%d", rel.median().item(), int(result.converged.sum()), len(rel)
-)
-set_id = SetId(wc.dataset, wc.model, c["layer"], c["loss"], c["seed_type"], epoch)
-settings = {**s, "model": set_id.model_id, "layer": c["layer"], "seed_type": c["seed_type"], "epoch": epoch}
-save_job(job_set(set_id, inputs, result, settings), result.history, iris=out.iris, table=out.table, grid=out.grid)
+tmp = out.with_name(out.name + ".tmp")
+shutil.rmtree(tmp, ignore_errors=True)
+(inputs,) = job_inputs(snakemake.input.data, snakemake.input.targets, [c["seed_type"]], s["seed"])
+curves, counts = [], {}
+for epoch in epochs:
+    model = load_snapshot(snakemake.input.snapshots, epoch, snakemake.input.info, device)
+    (result,), history = run_job(
+        model,
+        c["layer"],
+        [inputs],
+        s,
+        device,
+        max_batch,
+        on_log=lambda b, step, loss, epoch=epoch: ctx.log.info(
+            "epoch %d step %d/%d mean loss %.4f", epoch, step, s["steps"], loss
+        ),
+    )
+    rel = result.rel_dist
+    ctx.log.info(
+        "epoch %d: relative distance median %.4f; converged %d/%d",
+        epoch,
+        rel.median(),
+        result.converged.sum(),
+        len(rel),
+    )
+    set_id = SetId(wc.dataset, wc.model, c["layer"], c["loss"], c["seed_type"], epoch)
+    settings = {**s, "model": set_id.model_id, "layer": c["layer"], "seed_type": c["seed_type"], "epoch": epoch}
+    d = tmp / f"epoch{epoch:04d}"
+    d.mkdir(parents=True)
+    save_job(job_set(set_id, inputs, result, settings), iris=d / "iris.npz", table=d / "iris.csv", grid=d / "grid.png")
+    curves += [(epoch, *row) for row in history]
+    counts[epoch] = {"median_rel_dist": float(rel.median()), "converged": int(result.converged.sum()), "n": len(rel)}
+with atomic_path(tmp / "curve.csv") as path:
+    pd.DataFrame(curves, columns=["epoch", "batch", "step", "mean_loss"]).to_csv(path, index=False, float_format="%.6g")
 write_provenance(
-    out.provenance,
+    tmp / "provenance.json",
     {**s, **c},
     device=describe(device),
     wall_time_s=ctx.elapsed,
     model=f"{wc.dataset}/{wc.model}",
-    epoch=epoch,
-    median_rel_dist=float(rel.median()),
-    converged=int(result.converged.sum()),
-    n=len(rel),
+    max_batch=max_batch,
+    epochs=counts,
 )
+shutil.rmtree(out, ignore_errors=True)
+tmp.rename(out)

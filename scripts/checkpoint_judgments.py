@@ -18,7 +18,7 @@ ctx = RuleContext(snakemake)
 cfg = snakemake.params.judgments
 calibrations = {Path(p).parent.name: read_json(p) for p in snakemake.input.calibration}  # dataset -> observers
 all_trials, all_responses, proxies = [], [], []
-for epoch, path in zip(snakemake.params.epochs, snakemake.input.iris):
+for epoch, path in zip(snakemake.params.epochs, snakemake.params.paths):
     iri_set = IRISet.load(path)
     set_id = iri_set.id.with_epoch(epoch)
     trials = set_trials(iri_set, cfg, str(set_id))

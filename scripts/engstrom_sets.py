@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from iriflow.datasets import load_prepared
-from iriflow.device import describe, select_device
+from iriflow.device import describe
 from iriflow.engstrom import PROCEDURE_JOBS, ModelJob, path_smoothness
 from iriflow.io import atomic_path, write_provenance
 from iriflow.iriset import procedure_set_id
@@ -20,7 +20,7 @@ ctx = RuleContext(snakemake)
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 s = p.settings
 job = PROCEDURE_JOBS[p.procedure]
-device = select_device(s["device"])
+device = ctx.device()
 data = {Path(d).parent.name: d for d in inp.data}
 tests: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 tables, smooth = [], []

@@ -1,14 +1,14 @@
 """Rule evaluate_model: clean and PGD-robust accuracy on the test split."""
 
 from iriflow.datasets import load_prepared
-from iriflow.device import describe, select_device
+from iriflow.device import describe
 from iriflow.io import write_json
 from iriflow.models import evaluate, load_model
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 cfg = snakemake.params.evaluation
-device = select_device(snakemake.params.device)
+device = ctx.device()
 prep = load_prepared(snakemake.input.data)
 x, y = prep.tensors("test")
 x, y = x[: cfg["n_test"]], y[: cfg["n_test"]]

@@ -1,50 +1,65 @@
-"""Rule generate_iris: IRIs of one model, layer, IRI loss and seed type."""
+"""Rule generate_iris: the IRI sets of one model, layer and IRI loss, one per
+seed type, optimised together in batches of at most iris.max_batch images
+(iriflow.iri.run_job); the job's loss curve and provenance beside them."""
 
-from iriflow.device import describe, select_device
+from iriflow.device import describe
 from iriflow.io import write_provenance
-from iriflow.iri import job_inputs, job_set, run_job, save_job
+from iriflow.iri import job_inputs, job_set, run_job, save_curve, save_job
 from iriflow.iriset import SetId
 from iriflow.models import load_model
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 s = snakemake.params.settings
+seed_types = snakemake.params.seed_types
+max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
 wc = snakemake.wildcards
 out = snakemake.output
-device = select_device(s["device"])
+device = ctx.device()
 ctx.log.info(
-    "IRIs for %s/%s layer=%s loss=%s seeds=%s on %s (%d steps)",
+    "IRIs for %s/%s layer=%s loss=%s seeds=%s on %s (%d steps, batches of at most %d)",
     wc.dataset,
     wc.model,
     wc.layer,
     wc.loss,
-    wc.seed_type,
+    ",".join(seed_types),
     describe(device),
     s["steps"],
+    max_batch,
 )
 
-inputs = job_inputs(snakemake.input.data, snakemake.input.targets, wc.seed_type, s["seed"])
+sets = job_inputs(snakemake.input.data, snakemake.input.targets, seed_types, s["seed"])
 model = load_model(snakemake.input.model, snakemake.input.info, device)
-result = run_job(
+results, history = run_job(
     model,
     wc.layer,
-    inputs,
+    sets,
     s,
     device,
-    on_log=lambda step, loss: ctx.log.info("step %d/%d mean loss %.4f", step, s["steps"], loss),
+    max_batch,
+    on_log=lambda batch, step, loss: ctx.log.info("batch %d step %d/%d mean loss %.4f", batch, step, s["steps"], loss),
 )
-rel = result.rel_dist
-ctx.log.info(
-    "relative distance: median %.4f, max %.4f; converged %d/%d (threshold %g)",
-    rel.median().item(),
-    rel.max().item(),
-    int(result.converged.sum()),
-    len(rel),
-    s["threshold"],
-)
-set_id = SetId(wc.dataset, wc.model, wc.layer, wc.loss, wc.seed_type)
-iri_set = job_set(set_id, inputs, result, {**s, "model": set_id.model_id, "layer": wc.layer, "seed_type": wc.seed_type})
-save_job(iri_set, result.history, iris=out.iris, table=out.table, grid=out.grid, curve=out.curve)
+counts = {}
+for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table, out.grid):
+    set_id = SetId(wc.dataset, wc.model, wc.layer, wc.loss, inputs.seed_type)
+    settings = {**s, "model": set_id.model_id, "layer": wc.layer, "seed_type": inputs.seed_type}
+    save_job(job_set(set_id, inputs, result, settings), iris=iris, table=table, grid=grid)
+    rel = result.rel_dist
+    counts[inputs.seed_type] = {
+        "median_rel_dist": float(rel.median()),
+        "converged": int(result.converged.sum()),
+        "n": len(rel),
+    }
+    ctx.log.info(
+        "%s: relative distance median %.4f, max %.4f; converged %d/%d (threshold %g)",
+        set_id,
+        rel.median().item(),
+        rel.max().item(),
+        counts[inputs.seed_type]["converged"],
+        len(rel),
+        s["threshold"],
+    )
+save_curve(history, out.curve)
 write_provenance(
     out.provenance,
     s,
@@ -52,9 +67,7 @@ write_provenance(
     wall_time_s=ctx.elapsed,
     model=f"{wc.dataset}/{wc.model}",
     layer=wc.layer,
-    seed_type=wc.seed_type,
     metric=s["metric"],
-    median_rel_dist=float(rel.median()),
-    converged=int(result.converged.sum()),
-    n=len(rel),
+    max_batch=max_batch,
+    sets=counts,
 )

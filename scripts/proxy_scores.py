@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from iriflow.device import select_device
 from iriflow.io import atomic_path
 from iriflow.iriset import IRISet
 from iriflow.models import load_model
@@ -19,7 +18,7 @@ from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 p = snakemake.params
-device = select_device(p.device)
+device = ctx.device()
 trials = pd.concat([pd.read_csv(f, keep_default_na=False) for f in snakemake.input.trials], ignore_index=True)
 trials_by_set = dict(tuple(trials.groupby("set_id", sort=False)))
 models = {f"{Path(m).parent.parent.name}/{Path(m).parent.name}": m for m in snakemake.input.models}

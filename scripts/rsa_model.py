@@ -6,7 +6,6 @@ models), its RDM, and its RSA and odd-one-out scores against people
 import pandas as pd
 import torch
 
-from iriflow.device import select_device
 from iriflow.io import atomic_path, load_npz, read_json, save_npz
 from iriflow.models import load_model
 from iriflow.represent import extract
@@ -16,7 +15,7 @@ from iriflow.runtime import RuleContext
 ctx = RuleContext(snakemake)
 w = snakemake.wildcards
 settings = snakemake.params.settings
-device = select_device(snakemake.params.device)
+device = ctx.device(gpu=bool(snakemake.resources.gpu))
 data = HumanData.load(snakemake.input.human)
 triplets = load_npz(snakemake.input.triplets)["triplets"]
 model = load_model(snakemake.input.model, snakemake.input.info, device)

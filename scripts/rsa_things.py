@@ -7,7 +7,6 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from iriflow.device import select_device
 from iriflow.io import atomic_path, read_json
 from iriflow.models import load_model
 from iriflow.represent import extract
@@ -23,7 +22,7 @@ triplets = read_triplets(snakemake.input.triplets, len(files), cfg["index_base"]
 ceiling, source = things_ceiling(triplets, cfg["ceiling"])
 ctx.log.info("%d triplets of %d images; noise ceiling %.4f from %s", len(triplets), len(files), ceiling, source)
 
-device = select_device(snakemake.params.device)
+device = ctx.device(gpu=bool(snakemake.resources.gpu))
 model = load_model(snakemake.input.model, snakemake.input.info, device)
 shape = read_json(snakemake.input.meta)["shape"]
 images = []

@@ -9,7 +9,7 @@ import torch
 from iriflow.archs import build_model
 from iriflow.augment import build_augmentation
 from iriflow.datasets import load_prepared
-from iriflow.device import describe, select_device
+from iriflow.device import describe
 from iriflow.models import save_model
 from iriflow.runtime import RuleContext
 from iriflow.train import Trainer, build_objective, fit_linear_probe, write_history_csv
@@ -17,7 +17,7 @@ from iriflow.train import Trainer, build_objective, fit_linear_probe, write_hist
 ctx = RuleContext(snakemake)
 s = snakemake.params.settings
 out = snakemake.output
-device = select_device(s["device"])
+device = ctx.device()
 ctx.log.info("training %s on %s", s["id"], describe(device))
 
 prep = load_prepared(snakemake.input.data)
@@ -38,7 +38,7 @@ trainer = Trainer(
     device,
     checkpoint=ckpt / "last.pt",
     snapshot_dir=ckpt / "snapshots",
-    fingerprint=json.dumps({k: v for k, v in s.items() if k != "device"}, sort_keys=True),
+    fingerprint=json.dumps(s, sort_keys=True),
 )
 result = trainer.run(x, y, on_epoch=lambda row: write_history_csv(ckpt / "metrics.csv", trainer.history))
 

@@ -136,6 +136,7 @@ BAD_CONFIGS = [
     ("threshold 5", "iris: {threshold: 5.0}", ["iris.threshold: 5.0 is greater than or equal to the maximum of 1"]),
     ("threshold 1", "iris: {threshold: 1}", ["iris.threshold: 1 is greater than or equal to the maximum of 1"]),
     ("threshold 0", "iris: {threshold: 0}", ["iris.threshold: 0 is less than or equal to the minimum of 0"]),
+    ("max_batch 0", "iris: {max_batch: 0}", ["iris.max_batch: 0 is less than the minimum of 1"]),
     (
         "primary observer",
         "analysis: {primary: {observer: 'simulated:lpips'}}",

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -5,13 +6,17 @@ from iriflow.archs import build_model
 from iriflow.iri import (
     IRI_LOSSES,
     SEEDS,
+    ExampleStreams,
+    JobInputs,
     LossContext,
     SeedContext,
     alpha_norm,
     build_loss,
     generate,
+    job_batches,
     make_seeds,
     pool_without,
+    run_job,
     seed_generator,
     total_variation,
 )
@@ -73,10 +78,10 @@ def test_tv_and_alpha_norm_on_hand_computable_images():
     assert alpha_norm(torch.full((1, 1, 2, 2), 0.5), 2.0).item() == pytest.approx(1.0)
 
 
-def loss_ctx(rep, targets, seeds, metric="ssim"):
+def loss_ctx(rep, targets, seeds, metric="ssim", groups=None):
     with torch.no_grad():
         tr = rep(targets)
-    return LossContext(rep, tr, targets, seeds, metric, torch.Generator().manual_seed(0))
+    return LossContext(rep, tr, targets, seeds, metric, ExampleStreams(0, torch.arange(len(targets))), groups)
 
 
 def test_each_loss_value_on_constructed_inputs():
@@ -195,3 +200,79 @@ def test_lpips_without_weights_says_what_to_do(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="needs pretrained weights") as err:
         get_metric("lpips")(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
     assert str(tmp_path) in str(err.value) and "ssim" in str(err.value)
+
+
+# --- jobs: one batch for every seed type of a model, layer and loss ------------------
+
+
+def job_sets(n=5):
+    targets = images(n)
+    labels = torch.arange(n) % 3
+    pool, pool_y = images(12, seed=3), torch.arange(12) % 3
+    return [
+        JobInputs(
+            kind,
+            targets,
+            labels,
+            np.arange(n),
+            make_seeds(kind, SeedContext(targets, labels, pool, pool_y, seed_generator(0, kind))),
+        )
+        for kind in ("super-noise", "other-image", "grey-noise")
+    ]
+
+
+def job_settings(loss_spec):
+    return {
+        "loss_spec": loss_spec,
+        "steps": 10,
+        "step_size": 1.0,
+        "optimizer": "normalized",
+        "step_schedule": "cosine",
+        "keep_best": True,
+        "threshold": 0.1,
+        "metric": "ssim",
+        "seed": 0,
+        "log_every": 4,
+    }
+
+
+def test_job_batches_cut_each_set_alike_whatever_shares_the_job():
+    batches, groups = job_batches([5, 5, 5], max_batch=1024)
+    assert batches == [slice(0, 15)] and groups.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    # sets larger than a batch are cut into equal parts; whole parts are packed
+    batches, groups = job_batches([5, 5, 3], max_batch=4)
+    assert batches == [slice(0, 2), slice(2, 5), slice(5, 7), slice(7, 10), slice(10, 13)]
+    assert groups.tolist() == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4]
+    alone, _ = job_batches([5], max_batch=4)
+    assert alone == [slice(0, 2), slice(2, 5)]  # the first set's parts, alone or in company
+    assert job_batches([2, 2, 2], max_batch=4)[0] == [slice(0, 4), slice(4, 6)]
+
+
+@pytest.mark.parametrize(
+    "loss_spec",
+    [
+        {"kind": "regfree"},
+        {"kind": "regfree-transforms"},
+        {"kind": "tv-l6"},
+        {"kind": "freq"},
+        {"kind": "adversarial", "lam": "auto"},
+        {"kind": "adversarial-seed", "lam": 1.0},
+    ],
+    ids=lambda spec: spec["kind"],
+)
+@pytest.mark.usefixtures("one_thread")
+def test_a_grouped_job_makes_the_sets_of_one_job_per_set(loss_spec):
+    """Every seed type's set optimised in one job (one batch, or batches that
+    mix parts of sets: max_batch 4) equals the set made by a job of its own:
+    no example's update depends on the other examples of its batch."""
+    max_batch = 4 if loss_spec["kind"] in ("regfree-transforms", "adversarial") else 1024
+    model, sets, s = small_model(), job_sets(), job_settings(loss_spec)
+    grouped, history = run_job(model, "penultimate", sets, s, "cpu", max_batch)
+    assert len(grouped) == 3 and {b for b, _, _ in history} == set(range(len(job_batches([5] * 3, max_batch)[0])))
+    for inputs, together in zip(sets, grouped):
+        (alone,), _ = run_job(model, "penultimate", [inputs], s, "cpu", max_batch)
+        torch.testing.assert_close(together.rel_dist, alone.rel_dist, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(together.iris, alone.iris, rtol=0, atol=1e-4)
+        assert torch.equal(together.converged, alone.converged)
+    # the optimisation did something: the IRIs left their seeds
+    assert all((r.iris - j.seeds).abs().amax() > 0.05 for r, j in zip(grouped, sets))

@@ -103,14 +103,18 @@ def test_iri_jobs_lower_the_distance_and_report_convergence(tiny_run):
     assert saved.iris.shape == saved.targets.shape == saved.seeds.shape == (4, 1, 28, 28)
     assert str(saved.id) == "mnist5k/resnet18-ce-none-s0/penultimate/regfree/other-image"
     assert saved.settings["steps"] == 30 and saved.settings["model"] == "mnist5k/resnet18-ce-none-s0"
-    curve = pd.read_csv(job / "curve.csv")
-    assert curve["step"].iloc[0] == 0 and curve["step"].iloc[-1] == 30
+    # the job (model x layer x loss) made the sets of every seed type in one batch: its curve and
+    # provenance are beside them
+    curve = pd.read_csv(job.parent / "curve.csv")
+    assert set(curve["batch"]) == {0} and curve["step"].iloc[0] == 0 and curve["step"].iloc[-1] == 30
     assert curve["mean_loss"].iloc[-1] < curve["mean_loss"].iloc[0]
     table = pd.read_csv(job / "iris.csv")
     np.testing.assert_allclose(table["rel_dist"], saved.rel_dist, rtol=1e-5)
     assert (table["converged"] == (table["rel_dist"] < 0.5)).all()
-    prov = read_json(job / "provenance.json")
-    assert prov["metric"] == "ms_ssim" and prov["n"] == 4
+    prov = read_json(job.parent / "provenance.json")
+    assert prov["metric"] == "ms_ssim" and prov["max_batch"] == 1024
+    assert prov["sets"]["other-image"]["n"] == 4
+    assert prov["sets"]["other-image"]["converged"] == int(saved.converged.sum())
     # the same seeds for every model of the dataset
     other = IRISet.load(str(job).replace("ce-none", "ce-adv_l2") + "/iris.npz")
     np.testing.assert_array_equal(other.seeds, saved.seeds)
@@ -327,3 +331,40 @@ def test_engstrom_stage(tiny_run):
     assert set(smooth["path"]) == {"representation", "pixel"} and (smooth["length"] > 0).all()
     for fig in ("feature_visualisation", "feature_addition", "interpolation"):
         assert (res / f"figures/{fig}.png").stat().st_size > 10_000 and (res / f"figures/{fig}.pdf").exists()
+
+
+# --- re-run only what changed: after a completed run, dry runs with a changed config ---
+
+
+def planned_rules(work, change: dict):
+    """The rules a dry run plans on the completed tiny run with the config
+    changed by ``change`` (one more config file; Snakemake's default rerun
+    triggers: mtime, params, input, code, software-env)."""
+    extra = work / "change.yaml"
+    extra.write_text(yaml.safe_dump(change))
+    proc = run_snakemake(
+        "-n", "-d", str(work), "--configfile", str(ROOT / "config/config.yaml"), str(work / "tiny.yaml"), str(extra)
+    )
+    return proc.stdout + proc.stderr, set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout, flags=re.M))
+
+
+def test_switching_the_device_reruns_nothing(tiny_run):
+    work, _ = tiny_run
+    for device in ("cpu", "auto"):
+        text, rules = planned_rules(work, {"device": device})
+        assert "Nothing to be done" in text and not rules, (device, sorted(rules))
+    text, rules = planned_rules(work, {"iris": {"max_batch": 3}})  # no IRI depends on it
+    assert "Nothing to be done" in text and not rules, sorted(rules)
+
+
+def test_a_real_responses_file_reruns_no_simulated_observer(tiny_run):
+    work, _ = tiny_run
+    trials = pd.concat(
+        [pd.read_csv(p, keep_default_na=False) for p in sorted((work / "results/judgments").glob("*/*/trials.csv"))]
+    )
+    real = trials.assign(participant="anna", response=trials["correct"])
+    real[["participant", "set_id", "trial_id", "response"]].to_csv(work / "real.csv", index=False)
+    text, rules = planned_rules(work, {"judgments": {"observers": {"real": {"responses": [str(work / "real.csv")]}}}})
+    # the real answers are checked and scored; nothing upstream of scoring runs again
+    assert {"check_responses", "score_alignment"} <= rules, text[-3000:]
+    assert not rules & {"simulate_judgments", "calibrate_observers", "generate_iris", "train_model", "checkpoint_iris"}

@@ -5,10 +5,34 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import ROOT, SCHEMA, run_snakemake
+from iriflow.config import merge, model_grid, model_ids, model_settings, validate_config
 from iriflow.datasets import load_prepared
 from iriflow.io import load_npz, read_json
+from iriflow.snapshots import snapshot_epochs
+
+
+def config_of(*names: str) -> dict:
+    """The validated config of config/<name> files, merged in order (as --configfile does)."""
+    cfg: dict = {}
+    for name in names:
+        cfg = merge(cfg, yaml.safe_load((ROOT / "config" / name).read_text()))
+    return validate_config(cfg, SCHEMA)
+
+
+def iri_jobs(cfg: dict) -> dict[str, int]:
+    """The IRI jobs a config plans: one generate_iris job per model x layer x
+    IRI loss (its sets: one per seed type), one checkpoint_iris job per
+    SimCLR model with a snapshot before its last epoch (the last snapshot's
+    IRIs are the IRI stage's)."""
+    iris = cfg["iris"]
+    snapshots = [snapshot_epochs(model_settings(cfg, m)["recipe"]) for m in model_grid(cfg)]
+    return {
+        "generate_iris": len(model_ids(cfg)) * len(iris["layers"]) * len(iris["losses"]),
+        "checkpoint_iris": sum(len(e) > 1 for e in snapshots),
+    }
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -40,13 +64,16 @@ def test_dry_run_default_config(tmp_path):
     assert counts["prepare_dataset"] == 1 and counts["select_targets"] == 1
     # 2 archs x (ce x {standard, adv_l2} + simclr x {simclr, simclr_adv})
     assert counts["train_model"] == 8 and counts["evaluate_model"] == 8
-    # 8 models x 1 layer x 3 IRI losses x 2 seed types
-    assert counts["generate_iris"] == 48 and counts["iri_summary"] == 1
+    # one IRI job per model x layer x IRI loss (8 x 1 x 3), each making 2 sets (one per seed type)
+    expected = iri_jobs(config_of("config.yaml"))
+    assert counts["generate_iris"] == expected["generate_iris"] and counts["iri_summary"] == 1
+    n_models = len(model_ids(config_of("config.yaml")))
+    assert proc.stdout.count("/penultimate/regfree/other-image/iris.npz") >= n_models  # a set per job
     assert counts["simulate_judgments"] == 8 and counts["score_alignment"] == 1
     assert counts["calibrate_observers"] == 1  # one per dataset
-    # analysis: the first SimCLR snapshot of each of the 4 SimCLR models (epoch 2 of 4; the last
+    # analysis: one job per SimCLR model for the IRIs of its snapshots (epoch 2 of 4; the last
     # snapshot is the final network, whose IRIs the IRI stage made), one job per table and figure
-    assert counts["checkpoint_iris"] == 4 and counts["checkpoint_judgments"] == 1
+    assert counts["checkpoint_iris"] == expected["checkpoint_iris"] and counts["checkpoint_judgments"] == 1
     for rule in (
         "proxy_scores",
         "model_scores",
@@ -87,10 +114,13 @@ def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["prepare_dataset"] == 2 and counts["select_targets"] == 2
     assert counts["train_model"] == 84 and counts["evaluate_model"] == 84
-    assert counts["generate_iris"] == 84 * 6 * 6 and counts["simulate_judgments"] == 84
+    # one IRI job per model x layer x loss (84 x 1 x 6), at most 504 (issue 15), 6 seed types each
+    expected = iri_jobs(config_of("config.yaml", "paper.yaml"))
+    assert counts["generate_iris"] == expected["generate_iris"] <= 504 and counts["simulate_judgments"] == 84
     assert counts["calibrate_observers"] == 2
-    # 12 SimCLR models x 20 snapshots (every 50 of 1000 epochs), the last one reused
-    assert counts["checkpoint_iris"] == 12 * 19 and counts["statistics"] == 1
+    # one job per SimCLR model (12) for its 19 snapshots (every 50 of 1000 epochs, the last one reused)
+    assert counts["checkpoint_iris"] == expected["checkpoint_iris"]
+    assert counts["statistics"] == 1
     assert counts["rsa_model"] == 84 and counts["rsa_baseline"] == 2 and counts["rsa_table"] == 1
     assert "results/data/cifar100/dataset.npz" in proc.stdout
     jobs = planned_jobs(proc.stdout)

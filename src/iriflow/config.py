@@ -594,12 +594,13 @@ def model_settings(cfg: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
         "augmentation": spec.augmentation,
         "augmentations": used,
         "recipe": recipe,
-        "device": cfg["device"],
     }
 
 
 def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
-    """What makes one IRI job (besides model, layer and seed type)."""
+    """What makes the IRIs of one loss (besides model, layer and seed type).
+    Not the device nor iris.max_batch: no result depends on them (jobs read
+    them from the config when they run; iriflow.runtime)."""
     iris = cfg["iris"]
     spec = iris["loss_defs"][loss]
     keys = ("steps", "step_size", "step_schedule", "optimizer", "keep_best", "threshold", "seed", "log_every")
@@ -608,8 +609,24 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
         "loss_spec": spec,
         "metric": spec.get("metric", iris["metric"]),
         **{k: iris[k] for k in keys},
-        "device": cfg["device"],
     }
+
+
+def model_design(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What the analysis needs of the models section: the grid, the external
+    models, augmentations and objectives (design factors and level orders,
+    iriflow.analysis.model_factors and preferred_levels). Not resources,
+    widths or training settings: changing those reruns no analysis by itself."""
+    return {k: cfg["models"][k] for k in ("grid", "external", "augmentations", "objectives")}
+
+
+def trial_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes the trials of an IRI set and the simulated observers'
+    draws (iriflow.judgments.set_trials, simulate_observers): the
+    judgments keys alternatives, matching_k, n_catch and seed. Not the
+    observers (calibrated in their own rule) nor the real responses: adding
+    a response file reruns no simulation."""
+    return {k: cfg["judgments"][k] for k in ("alternatives", "matching_k", "n_catch", "seed")}
 
 
 def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
@@ -618,7 +635,7 @@ def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
     the visualisation's choice of coordinates (it adds those)."""
     e = cfg["engstrom"]
     extra = {k: e["features"][k] for k in ("k", "n_examples")} if procedure == "addition" else {}
-    return {"layer": e["layer"], "seed": e["seed"], **e[procedure], **extra, "device": cfg["device"]}
+    return {"layer": e["layer"], "seed": e["seed"], **e[procedure], **extra}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,30 @@ def alpha_norm(x: Tensor, alpha: float = 6.0) -> Tensor:
     return x.abs().pow(alpha).flatten(1).sum(1).pow(1.0 / alpha)
 
 
+class ExampleStreams:
+    """One random stream per example of a batch: example i's draws depend only
+    on (seed, keys[i]) and on how many draws came before, never on the other
+    examples of its batch (so grouping sets into one batch changes no IRI).
+    Each call returns ``k`` uniforms in [0, 1) per example; drawn in blocks."""
+
+    def __init__(self, seed: int, keys: Tensor, block: int = 256):
+        self.gens = [torch.Generator().manual_seed(seed * 1_000_003 + int(k)) for k in keys.tolist()]
+        self.block, self.buf, self.pos = block, None, 0
+
+    def rand(self, k: int) -> Tensor:
+        if self.buf is None or self.pos == self.block or self.buf.shape[2] != k:
+            self.buf = torch.stack([torch.rand(self.block, k, generator=g) for g in self.gens], 1)  # [block, N, k]
+            self.pos = 0
+        self.pos += 1
+        return self.buf[self.pos - 1]
+
+
+def example_keys(seed_type: str, n: int) -> Tensor:
+    """The identities of a set's examples (its seed type and the target's
+    position): the keys of their random streams (ExampleStreams)."""
+    return torch.tensor([zlib.crc32(f"{seed_type}:{i}".encode()) for i in range(n)], dtype=torch.int64)
+
+
 @dataclass
 class LossContext:
     rep: Representation  # x -> r(x), gradients through a straight-through final ReLU
@@ -119,10 +143,20 @@ class LossContext:
     targets: Tensor  # x_t
     seeds: Tensor  # x0
     metric: str  # name of D (iriflow.metrics)
-    gen: torch.Generator  # for random transformations
+    streams: ExampleStreams  # per-example random transformations
+    groups: Tensor | None = None  # [N] set of each example: batch statistics ('auto' weights) are per group
 
     def l_rep(self, x: Tensor) -> Tensor:
         return relative_distance(self.rep(x), self.target_rep)
+
+    def group_mean(self, v: Tensor) -> Tensor:
+        """Each example's mean of ``v`` over the examples of its group."""
+        if self.groups is None:
+            return v.mean().expand_as(v)
+        g = self.groups.to(v.device)
+        sums = torch.zeros(int(g.max()) + 1, dtype=v.dtype, device=v.device).index_add_(0, g, v)
+        counts = torch.bincount(g, minlength=len(sums)).to(v.dtype)
+        return (sums / counts)[g]
 
 
 LossFn = Callable[[Tensor], Tensor]
@@ -141,11 +175,12 @@ def regfree_transforms(
     freshly drawn at every step (transformation robustness, as in Lucid)."""
 
     def loss(x: Tensor) -> Tensor:
-        n, _, h, w = x.shape
-        g = ctx.gen
-        shift = torch.randint(-jitter - jitter2, jitter + jitter2 + 1, (n, 2), generator=g).to(x)
-        s = scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=g).to(x)
-        a = math.radians(rotation) * (2 * torch.rand(n, generator=g).to(x) - 1)
+        _, _, h, w = x.shape
+        u = ctx.streams.rand(4).to(x)  # per example: two shifts, a scale, an angle
+        span = jitter + jitter2
+        shift = (u[:, :2] * (2 * span + 1)).floor().clamp(max=2 * span) - span
+        s = scale[0] + (scale[1] - scale[0]) * u[:, 2]
+        a = math.radians(rotation) * (2 * u[:, 3] - 1)
         theta = torch.stack(
             [
                 torch.stack([a.cos() / s, -a.sin() / s, 2 * shift[:, 0] / w], 1),
@@ -197,11 +232,12 @@ def freq(
     return loss
 
 
-def _lambda(lam: float | str, l_rep: Tensor, dist: Tensor) -> float:
-    """A fixed weight, or 'auto': mean(L_rep)/mean(D) on the first batch."""
+def _lambda(ctx: LossContext, lam: float | str, l_rep: Tensor, dist: Tensor) -> float | Tensor:
+    """A fixed weight, or 'auto': mean(L_rep)/mean(D) at the seeds, averaged
+    over the examples of each IRI set (LossContext.groups), per example."""
     if lam != "auto":
         return float(lam)
-    return float(l_rep.mean() / dist.mean().clamp_min(1e-8))
+    return ctx.group_mean(l_rep) / ctx.group_mean(dist).clamp_min(1e-8)
 
 
 @IRI_LOSSES.register("adversarial")
@@ -209,7 +245,7 @@ def adversarial(ctx: LossContext, lam: float | str = 10.0, metric: str | None = 
     """L_rep - lambda * D(x, x_t): match the representation while looking unlike the target."""
     d = get_metric(metric or ctx.metric)
     with torch.no_grad():
-        weight = _lambda(lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
+        weight = _lambda(ctx, lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
     return lambda x: ctx.l_rep(x) - weight * d(x, ctx.targets)
 
 
@@ -218,7 +254,7 @@ def adversarial_seed(ctx: LossContext, lam: float | str = 10.0, metric: str | No
     """L_rep + lambda * D(x, x0): match the representation while staying like the seed."""
     d = get_metric(metric or ctx.metric)
     with torch.no_grad():
-        weight = _lambda(lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
+        weight = _lambda(ctx, lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
     return lambda x: ctx.l_rep(x) + weight * d(x, ctx.seeds)
 
 
@@ -263,12 +299,18 @@ def generate(
     seed: int = 0,
     log_every: int = 100,
     on_log: Callable[[int, float], None] | None = None,
+    keys: Tensor | None = None,
+    groups: Tensor | None = None,
 ) -> IRIResult:
-    """Optimise all seeds of a job as one batch towards their targets' representations."""
-    gen = torch.Generator().manual_seed(seed)
+    """Optimise all seeds of a job as one batch towards their targets'
+    representations. Each example's update depends on no other example: its
+    random transformations come from its own stream (keys: example
+    identities, default their positions; ExampleStreams) and batch
+    statistics are taken per IRI set (groups, default one set)."""
+    streams = ExampleStreams(seed, torch.arange(len(targets)) if keys is None else keys)
     with torch.no_grad():
         target_rep = rep(targets).detach()
-    ctx = LossContext(rep, target_rep, targets, seeds, metric, gen)
+    ctx = LossContext(rep, target_rep, targets, seeds, metric, streams, groups)
     loss_fn = build_loss(loss_spec, ctx)
     rule = {"normalized": "l2", "adam": "adam"}[optimizer]
     result = optimize(
@@ -293,58 +335,121 @@ def pool_without(x: Tensor, y: Tensor, exclude: Tensor) -> tuple[Tensor, Tensor]
 
 
 # --- one job of the workflow (rules generate_iris and checkpoint_iris) ---------
+#
+# A job makes the IRI sets of one model, layer and IRI loss: one per seed type,
+# all optimised together in batches of at most iris.max_batch examples. An
+# example's update depends on no other example of its batch (generate), so
+# the sets equal those that one job per set would make.
 
 
 @dataclass
 class JobInputs:
+    seed_type: str
     targets: Tensor  # [N,C,H,W] in [0,1]
     labels: Tensor  # [N]
     index: np.ndarray  # the targets' indices in the test split
     seeds: Tensor  # [N,C,H,W]
 
 
-def job_inputs(data_path, targets_path, seed_type: str, seed: int) -> JobInputs:
-    """The targets and the seeds of one seed type; the seeds depend only on
-    (seed, seed type), so every model of a dataset starts from the same ones.
+def job_inputs(data_path, targets_path, seed_types: Sequence[str], seed: int) -> list[JobInputs]:
+    """The targets and, per seed type, the seeds; the seeds depend only on
+    (seed, seed type), so every model of a dataset starts from the same ones
+    and a seed type's seeds do not depend on the job's other seed types.
     Other-image seeds are drawn from the test split without the targets."""
     targets, labels, index = load_targets(targets_path)
     test_x, test_y = load_prepared(data_path).tensors("test")
     pool_x, pool_y = pool_without(test_x, test_y, torch.from_numpy(index))
-    seeds = make_seeds(seed_type, SeedContext(targets, labels, pool_x, pool_y, seed_generator(seed, seed_type)))
-    return JobInputs(targets, labels, index, seeds)
+    return [
+        JobInputs(
+            kind,
+            targets,
+            labels,
+            index,
+            make_seeds(kind, SeedContext(targets, labels, pool_x, pool_y, seed_generator(seed, kind))),
+        )
+        for kind in seed_types
+    ]
+
+
+def chunks(n: int, max_batch: int) -> list[slice]:
+    """``n`` examples in the fewest parts of at most ``max_batch``, of equal size (+-1)."""
+    k = max(1, math.ceil(n / max_batch))
+    bounds = [i * n // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def job_batches(sizes: Sequence[int], max_batch: int) -> tuple[list[slice], Tensor]:
+    """The batches of a job whose sets have ``sizes`` examples (concatenated):
+    each set in the fewest parts of at most ``max_batch`` (chunks), whole parts
+    packed in order into batches of at most ``max_batch``. Returns the
+    batches and each example's part (the group of its batch statistics), so
+    a set is cut the same way whatever other sets share the job."""
+    parts, start = [], 0
+    for n in sizes:
+        parts += [slice(start + c.start, start + c.stop) for c in chunks(n, max_batch)]
+        start += n
+    batches: list[slice] = []
+    for part in parts:
+        if batches and part.stop - batches[-1].start <= max_batch:
+            batches[-1] = slice(batches[-1].start, part.stop)
+        else:
+            batches.append(part)
+    groups = torch.cat([torch.full((p.stop - p.start,), i, dtype=torch.int64) for i, p in enumerate(parts)])
+    return batches, groups
 
 
 def run_job(
     model: torch.nn.Module,
     layer: str,
-    inputs: JobInputs,
+    sets: Sequence[JobInputs],
     s: Mapping[str, Any],
     device,
-    on_log: Callable[[int, float], None] | None = None,
-) -> IRIResult:
+    max_batch: int = 1024,
+    on_log: Callable[[int, int, float], None] | None = None,
+) -> tuple[list[IRIResult], list[tuple[int, int, float]]]:
     """IRIs of ``model`` at ``layer`` with the IRI settings ``s``
-    (iriflow.config.iri_settings) on ``device``; results on the CPU."""
+    (iriflow.config.iri_settings) on ``device`` for every set of ``sets``,
+    optimised together in batches of at most ``max_batch`` examples
+    (job_batches). Each example's update depends on no other example of its
+    batch, so a set's IRIs are those of a job with that set alone. Returns
+    one IRIResult per set (on the CPU) and the job's loss curve as (batch,
+    step, mean loss of the batch); on_log(batch, step, mean loss) reports progress."""
     for p in model.parameters():
         p.requires_grad_(False)
-    result = generate(
-        representation(model, layer, fake_relu=True),
-        inputs.targets.to(device),
-        inputs.seeds.to(device),
-        s["loss_spec"],
-        steps=s["steps"],
-        step_size=s["step_size"],
-        optimizer=s["optimizer"],
-        schedule=s["step_schedule"],
-        keep_best=s["keep_best"],
-        threshold=s["threshold"],
-        metric=s["metric"],
-        seed=s["seed"],
-        log_every=s["log_every"],
-        on_log=on_log,
-    )
-    return IRIResult(
-        result.iris.cpu(), result.rel_dist.cpu(), result.loss.cpu(), result.converged.cpu(), result.history
-    )
+    rep = representation(model, layer, fake_relu=True)
+    targets = torch.cat([j.targets for j in sets])
+    seeds = torch.cat([j.seeds for j in sets])
+    keys = torch.cat([example_keys(j.seed_type, len(j.targets)) for j in sets])
+    batches, groups = job_batches([len(j.targets) for j in sets], max_batch)
+    parts, history = [], []
+    for b, part in enumerate(batches):
+        result = generate(
+            rep,
+            targets[part].to(device),
+            seeds[part].to(device),
+            s["loss_spec"],
+            steps=s["steps"],
+            step_size=s["step_size"],
+            optimizer=s["optimizer"],
+            schedule=s["step_schedule"],
+            keep_best=s["keep_best"],
+            threshold=s["threshold"],
+            metric=s["metric"],
+            seed=s["seed"],
+            log_every=s["log_every"],
+            on_log=None if on_log is None else (lambda step, loss, b=b: on_log(b, step, loss)),
+            keys=keys[part],
+            groups=groups[part].to(device),
+        )
+        parts.append([result.iris.cpu(), result.rel_dist.cpu(), result.loss.cpu(), result.converged.cpu()])
+        history += [(b, step, loss) for step, loss in result.history]
+    iris, rel, loss, converged = (torch.cat(col) for col in zip(*parts))
+    results, start = [], 0
+    for j in sets:
+        sel = slice(start, start + len(j.targets))
+        results.append(IRIResult(iris[sel], rel[sel], loss[sel], converged[sel], []))
+        start = sel.stop
+    return results, history
 
 
 def job_set(set_id: SetId, inputs: JobInputs, result: IRIResult, s: Mapping[str, Any]) -> IRISet:
@@ -360,14 +465,20 @@ def job_set(set_id: SetId, inputs: JobInputs, result: IRIResult, s: Mapping[str,
         rel_dist=result.rel_dist.numpy(),
         loss=result.loss.numpy(),
         converged=result.converged.numpy(),
-        settings={k: v for k, v in s.items() if k != "device"},
+        settings=dict(s),
     )
 
 
-def save_job(iri_set: IRISet, history: list[tuple[int, float]] | None = None, *, iris, table, grid, curve=None) -> None:
-    """A job's outputs: ``iris`` (the IRI set, iriflow.iriset), ``table`` (CSV
-    per IRI), ``grid`` (PNG rows seed | IRI | target) and, if given, ``curve``
-    (CSV of the mean loss per logged step of ``history``)."""
+def save_curve(history: list[tuple[int, int, float]], path) -> None:
+    """A job's loss curve (run_job) as CSV: batch, step, mean_loss."""
+    with atomic_path(path) as tmp:
+        pd.DataFrame(history, columns=["batch", "step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
+
+
+def save_job(iri_set: IRISet, *, iris, table, grid) -> None:
+    """The files of one IRI set of a job: ``iris`` (the IRI set,
+    iriflow.iriset), ``table`` (CSV per IRI) and ``grid`` (PNG rows seed |
+    IRI | target)."""
     iri_set.save(iris)
     with atomic_path(table) as tmp:
         pd.DataFrame(
@@ -380,9 +491,6 @@ def save_job(iri_set: IRISet, history: list[tuple[int, float]] | None = None, *,
                 "converged": iri_set.converged,
             }
         ).to_csv(tmp, index=False, float_format="%.6g")
-    if curve is not None:
-        with atomic_path(curve) as tmp:
-            pd.DataFrame(history or [], columns=["step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
     save_png(
         grid,
         image_grid(

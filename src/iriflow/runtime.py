@@ -1,5 +1,10 @@
 """What every rule script does first: log to the rule's log file, set the
-thread count Snakemake granted, and time the job for the provenance record."""
+thread count Snakemake granted, and time the job for the provenance record;
+and the run's device.
+
+The device (config key ``device``) is read from the run's config when the
+job runs, never passed as a rule param: no result depends on it, and a param
+is a rerun trigger, so switching between auto, cpu and cuda reruns nothing."""
 
 from __future__ import annotations
 
@@ -35,6 +40,13 @@ class RuleContext:
 
     def _log_uncaught(self, kind, value, tb) -> None:
         self.log.critical("the job failed: %s", value, exc_info=(kind, value, tb))
+
+    def device(self, gpu: bool = True):
+        """The torch device of the run's config (iriflow.device.select_device);
+        the CPU when ``gpu`` is false (a job that asked for no GPU)."""
+        from .device import select_device
+
+        return select_device(self.smk.config["device"] if gpu else "cpu")
 
     @property
     def elapsed(self) -> float:
