@@ -512,7 +512,7 @@ def agreement_table(data: pd.DataFrame, proxy: pd.DataFrame, stir: pd.DataFrame)
         for m in measures
     ]
     sets = pd.concat([per_set, proxy_rows, *stir_rows], ignore_index=True)
-    sets = sets.loc[sets["measure"].isin(measures)]
+    sets = sets.loc[sets["measure"].isin(measures)].astype({"prop_correct": float})  # empty proxies: object
     items = data.groupby(["observer", "measure", "item"], sort=True)["correct"].mean().rename("prop_correct")
     return pd.concat(
         [agreement(sets, "set_id").assign(unit="IRI set"), agreement(items.reset_index(), "item").assign(unit="IRI")],
