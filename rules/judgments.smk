@@ -31,9 +31,7 @@ rule calibrate_observers:
         trials={k: config["judgments"][k] for k in ("alternatives", "matching_k")},
         seed_types=config["iris"]["seed_types"],
         iri_seed=config["iris"]["seed"],
-        feature_seed_type=(
-            config["engstrom"]["features"]["seed_type"] if config["engstrom"]["enabled"] else None
-        ),
+        feature_seed_type=(config["engstrom"]["features"]["seed_type"] if config["engstrom"]["enabled"] else None),
     script:
         "../scripts/calibrate_observers.py"
 
