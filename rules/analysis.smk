@@ -371,7 +371,7 @@ rule power:
         "../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=by_attempt(2000),
+        mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
     params:
         power=ANALYSIS["power"],
