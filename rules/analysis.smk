@@ -348,6 +348,40 @@ rule figure_proxies:
         "../scripts/figure_proxies.py"
 
 
+# The power planner: simulated studies of the survey's design, fitted like the
+# statistics rule (README "Power").
+rule power:
+    input:
+        trials=JUDGMENT_TABLES["trials"],
+        responses=JUDGMENT_TABLES["responses"],
+        validity=JUDGMENT_TABLES["validity"],
+    output:
+        csv=report(f"{TABLES}/power.csv", caption="../report/power.rst", category="Power"),
+        markdown=f"{TABLES}/power.md",
+        png=report(f"{FIG}/power.png", caption="../report/power.rst", category="Power"),
+        pdf=f"{FIG}/power.pdf",
+    log:
+        f"{R}/logs/analysis/power.log",
+    benchmark:
+        f"{R}/benchmarks/analysis/power.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
+    params:
+        power=ANALYSIS["power"],
+        analysis=ANALYSIS,
+        models=config["models"],
+        iris={k: config["iris"][k] for k in ("losses", "seed_types", "loss_defs")},
+        judgments=config["judgments"],
+        survey={k: config["survey"][k] for k in ("trials_per_participant", "catch_per_participant")},
+        observers=OBSERVERS,
+    script:
+        "../scripts/power.py"
+
+
 FIGURES = [
     rules.figure_iri_grids.output.png,
     rules.figure_alignment.output.png,
@@ -355,11 +389,13 @@ FIGURES = [
     rules.figure_checkpoints.output.png,
     rules.figure_accuracy.output.png,
     rules.figure_proxies.output.png,
+    rules.power.output.png,
 ]
 ANALYSIS_OUTPUTS = [
     rules.statistics.output.summary,
     rules.alignment_table.output.csv,
     rules.proxy_table.output.csv,
+    rules.power.output.csv,
 ]
 
 

@@ -89,6 +89,8 @@ JUDGMENT_TABLES = {
     "responses": expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
     "real": config["judgments"]["observers"]["real"]["responses"],
     "exclusions": f"{R}/judgments/exclusions.json",
+    # each simulated observer counts only where it passed its check (iriflow.findings.apply_validity)
+    "validity": sorted({f"{R}/judgments/observers/{m.split('/')[0]}/validity.csv" for m in ALL_MODEL_IDS}),
 }
 
 
@@ -118,6 +120,7 @@ def write_report():
             *rules.statistics.output,
             *rules.alignment_table.output,
             *rules.proxy_table.output,
+            *rules.power.output,
             *RSA_TARGETS,
         ]
     ]

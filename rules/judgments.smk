@@ -4,14 +4,18 @@
 
 
 # Each simulated observer's decision noise, anchored to a point of a
-# psychometric function, and the validation curves of candidate metrics.
+# psychometric function, the validation curves of candidate metrics, and each
+# observer's validity per trial kind and seed type (validity.csv: it is used
+# only where it passed).
 rule calibrate_observers:
     input:
         targets=rules.select_targets.output.targets,
+        data=rules.prepare_dataset.output.data,  # the pool of other-image seeds
     output:
         calibration=f"{R}/judgments/observers/{{dataset}}/calibration.json",
         curves=f"{R}/judgments/observers/{{dataset}}/psychometric.csv",
         figure=f"{R}/judgments/observers/{{dataset}}/psychometric.png",
+        validity=f"{R}/judgments/observers/{{dataset}}/validity.csv",
     log:
         f"{R}/logs/judgments/{{dataset}}/calibrate_observers.log",
     conda:
@@ -24,6 +28,10 @@ rule calibrate_observers:
         observers=config["judgments"]["observers"]["simulated"],
         validation=config["judgments"]["observers"]["validation"],
         seed=config["judgments"]["seed"],
+        trials={k: config["judgments"][k] for k in ("alternatives", "matching_k")},
+        seed_types=config["iris"]["seed_types"],
+        iri_seed=config["iris"]["seed"],
+        feature_seed_type=(config["engstrom"]["features"]["seed_type"] if config["engstrom"]["enabled"] else None),
     script:
         "../scripts/calibrate_observers.py"
 

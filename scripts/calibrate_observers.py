@@ -1,6 +1,10 @@
 """Rule calibrate_observers: each simulated observer's decision noise from
-its psychometric anchor, and psychometric curves of every candidate metric on
-constructed trials with known answers (the dataset's targets)."""
+its psychometric anchor, psychometric curves of every candidate metric on
+constructed trials with known answers (the dataset's targets), and the
+validity table: each calibrated observer on trials built like the real ones
+for every trial kind and seed type, whose IRIs are target-dominant blends of
+target and seed (the target is the right answer); it passes where its % correct
+is clearly above chance (iriflow.judgments.observer_validity)."""
 
 import sys
 
@@ -8,7 +12,8 @@ import pandas as pd
 
 from iriflow.config import observer_name
 from iriflow.io import atomic_path, write_json
-from iriflow.judgments import calibrate_sigma, other_class_images, validate_metric
+from iriflow.iri import job_inputs
+from iriflow.judgments import calibrate_sigma, observer_validity, other_class_images, validate_metric
 from iriflow.plots import psychometric_figure, save_figure
 from iriflow.runtime import RuleContext
 from iriflow.targets import load_targets
@@ -90,3 +95,35 @@ ctx.log.info(
     .round(3)
     .to_string(),
 )
+p = snakemake.params
+seed_types = list(dict.fromkeys([*p.seed_types, *([p.feature_seed_type] if p.feature_seed_type else [])]))
+# the seeds of the IRI stage (they depend only on iris.seed and the seed type)
+seeds = {s: job_inputs(snakemake.input.data, snakemake.input.targets, s, p.iri_seed).seeds for s in seed_types}
+validity = observer_validity(
+    targets,
+    labels,
+    seeds,
+    calibration,
+    seed_types=p.seed_types,
+    alternatives=p.trials["alternatives"],
+    matching_k=p.trials["matching_k"],
+    weights=val["seed_weights"],
+    margin_pp=val["margin_pp"],
+    level=val["level"],
+    feature_seed_type=p.feature_seed_type,
+    seed=seed,
+)
+validity.insert(0, "dataset", snakemake.wildcards.dataset)
+with atomic_path(snakemake.output.validity) as tmp:
+    validity.to_csv(tmp, index=False, float_format="%.4f")
+failed = validity.loc[~validity["passed"]]
+ctx.log.info(
+    "observer validity (seed weights %s, pass: CI lower bound > chance + %g pp):\n%s",
+    val["seed_weights"],
+    val["margin_pp"],
+    validity.drop(columns="reason").round(3).to_string(index=False),
+)
+for _, r in failed.iterrows():
+    ctx.log.warning(
+        "%s is not used for %s trials of %s seeds: %s", r["observer"], r["measure"], r["seed_type"], r["reason"]
+    )

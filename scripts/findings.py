@@ -35,6 +35,7 @@ result = statistics(
     proxy=pd.read_csv(inp.proxy),
     stir=pd.read_csv(inp.stir),
     excluded=excluded,
+    validity=pd.concat([pd.read_csv(v, keep_default_na=False) for v in inp.validity], ignore_index=True),
 )
 for name, analyses in (("main", result.main), ("checkpoints", result.checkpoints)):
     for (obs, meas), an in analyses.items():
@@ -60,4 +61,5 @@ with atomic_path(out.summary_html) as tmp:
         "<!DOCTYPE html><meta charset='utf-8'><title>summary</title>"
         f"<pre style='white-space:pre-wrap'>{html.escape(result.summary)}</pre>\n"
     )
+ctx.log.info("observer usage (validity):\n%s", result.usage.to_string(index=False))
 ctx.log.info("summary:\n%s", result.summary)

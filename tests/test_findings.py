@@ -438,3 +438,66 @@ def test_proxy_table_keeps_a_stir_column_without_values():
     assert table.loc[0, "2AFC ssim vs seed (%)"] == 50.0 and np.isnan(table.loc[0, "STIR (CKA)"])
     assert proxy_markdown(table).splitlines()[2].endswith("| 50.0 | -- |")
     assert "<td>50.0</td><td>--</td>" in proxy_html(table)
+
+
+# --- only valid simulated observers count ----------------------------------------------
+
+
+def test_an_observer_that_failed_its_check_is_left_out_of_the_verdicts_there(cfg):
+    """A planted observer that failed its validity check on 2afc:other-target
+    trials with super-noise seeds answers them with adversarial training
+    hurting; on other-image seeds (where it passed) with it helping. Its
+    verdict on finding 1 rests on the other-image answers alone; the good
+    observer keeps all of its answers; the summary says who was used where."""
+    planted, good = "simulated:planted", "simulated:ssim"
+    noise, image = {**FULL, "seed_types": ("super-noise",)}, {**FULL, "seed_types": ("other-image",)}
+    data = pd.concat(
+        [
+            answers_of(cfg, noise, adversarial_helps(-3.0), seed=31, observer=planted),
+            answers_of(cfg, image, adversarial_helps(2.0), seed=32, observer=planted),
+            answers_of(cfg, FULL, adversarial_helps(2.0), seed=33, observer=good),
+        ],
+        ignore_index=True,
+    )
+    validity = pd.DataFrame(
+        [
+            {
+                "dataset": "mnist5k",
+                "observer": obs,
+                "measure": PRIMARY[1],
+                "seed_type": st,
+                "passed": not (obs == planted and st == "super-noise"),
+                "reason": "7.0% correct [5.0, 9.0] not above chance + 10 pp (60.0%)"
+                if obs == planted and st == "super-noise"
+                else "99.0% correct [98.0, 99.5] above chance + 10 pp (60.0%)",
+            }
+            for obs in (planted, good)
+            for st in FULL["seed_types"]
+        ]
+    )
+    with_check = run(cfg, FULL, data, validity=validity)
+    without = run(cfg, FULL, data)
+    # without the check the planted observer's noise-seed answers (adversarial hurts) cancel the effect
+    assert verdict(without, 1, planted)["verdict"] != "supported"
+    f1 = verdict(with_check, 1, planted)
+    assert f1["verdict"] == "supported"
+    # the verdict's test used exactly the planted observer's other-image answers
+    kept = data.loc[(data["observer"] == planted) & (data["seed_type"] == "other-image")]
+    assert with_check.main[(planted, PRIMARY[1])].n == len(kept)
+    assert with_check.main[(good, PRIMARY[1])].n == int((data["observer"] == good).sum())
+    assert (
+        verdict(with_check, 1, good)[["verdict", "p"]].tolist() == verdict(without, 1, good)[["verdict", "p"]].tolist()
+    )
+    usage = with_check.usage.set_index(["observer", "seed_type"])
+    assert not usage.loc[(planted, "super-noise"), "used"] and usage["used"].sum() == 3
+    assert usage.loc[(planted, "super-noise"), "n_answers"] == int(
+        ((data["observer"] == planted) & (data["seed_type"] == "super-noise")).sum()
+    )
+    text = with_check.summary.replace("\n      ", " ")
+    assert f"{planted}: used for {PRIMARY[1]} (other-image)" in text
+    assert f"left out of {PRIMARY[1]} with super-noise seeds" in text and "7.0% correct [5.0, 9.0]" in text
+    assert f"{good}: used for {PRIMARY[1]} (other-image, super-noise)" in text
+    # an observer with no check for a trial kind and seed type is left out there too
+    unchecked = run(cfg, FULL, data, validity=validity.loc[validity["observer"] != good])
+    assert (good, PRIMARY[1]) not in unchecked.main
+    assert "no validity check" in unchecked.summary

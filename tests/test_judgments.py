@@ -377,3 +377,65 @@ def test_trial_builder_rejects_bad_inputs():
         build_trials(4, np.arange(4), np.ones(4, bool), alternatives=("noise",))
     with pytest.raises(ValueError, match="two classes"):
         build_trials(4, np.zeros(4), np.ones(4, bool), alternatives=("other-target",))
+
+
+# --- observer validity per trial kind and seed type ------------------------------------
+
+
+def _texture_metric(x, y):
+    """A planted observer's distance: L2, minus a bonus for an option with
+    noise texture (mean absolute pixel step above 0.2; the smooth images of
+    the test have about 0.1). It prefers a noise image to a clean one, as
+    fsim does on MNIST, and is L2 between clean images."""
+    texture = (y[..., 1:, :] - y[..., :-1, :]).abs().flatten(1).mean(1)
+    return (x - y).pow(2).flatten(1).mean(1).sqrt() - 10 * (texture - 0.2).clamp(min=0)
+
+
+def test_validity_check_fails_an_observer_only_where_it_prefers_the_wrong_image(monkeypatch):
+    from iriflow.judgments import VALIDITY_COLUMNS, observer_validity, pseudo_iris
+    from iriflow.metrics import METRICS
+
+    monkeypatch.setitem(METRICS, "texture", _texture_metric)
+    g = torch.Generator().manual_seed(0)
+    n = 24
+    labels = np.arange(n) % 4
+    shapes = F.interpolate(torch.rand(4, 1, 4, 4, generator=g).round(), scale_factor=4)  # smooth 16 px "digits"
+    targets = (0.8 * shapes[labels] + 0.2 * torch.rand(n, 1, 1, 1, generator=g)).clamp(0, 1)
+    seeds = {
+        "super-noise": torch.randn(n, 1, 16, 16, generator=g).clamp(0, 1),
+        "other-image": targets[torch.randperm(n, generator=g)],
+    }
+    np.testing.assert_allclose(
+        pseudo_iris(targets, seeds["super-noise"], 0.25), 0.75 * targets + 0.25 * seeds["super-noise"]
+    )
+    observers = {
+        "l2": {"metric": "l2", "sigma": 0.05, "lapse": 0.02},
+        "planted": {"metric": "texture", "sigma": 0.05, "lapse": 0.02},
+    }
+    table = observer_validity(
+        targets,
+        labels,
+        seeds,
+        observers,
+        seed_types=["super-noise", "other-image"],
+        alternatives=["seed", "other-target"],
+        matching_k=4,
+        weights=[0.2, 0.35],
+        margin_pp=10,
+        feature_seed_type="super-noise",
+    )
+    print(table.drop(columns="reason").round(3).to_string(index=False))
+    assert list(table.columns) == list(VALIDITY_COLUMNS)
+    key = table.set_index(["observer", "measure", "seed_type"])
+    # every (trial kind, seed type) is checked for both observers, on trials of every target at both weights
+    assert len(key) == 2 * (3 * 2 + 1) and (table["n_trials"].loc[table["kind"] == "2afc"] == 2 * n).all()
+    assert (key.loc[("simulated:l2", "matching", "super-noise"), "chance"]) == 0.25
+    assert key["passed"].loc["simulated:l2"].all()
+    failed = table.loc[~table["passed"], ["observer", "measure", "seed_type"]].values.tolist()
+    assert failed == [["simulated:planted", "2afc:seed", "super-noise"]]
+    bad = key.loc[("simulated:planted", "2afc:seed", "super-noise")]
+    assert bad["p_correct"] < 0.1 and bad["ci_hi"] < bad["threshold"] == 0.6
+    assert "not above chance + 10 pp (60.0%)" in bad["reason"]
+    # a pass: the interval's lower bound above chance + margin
+    ok = table.loc[table["passed"]]
+    assert (ok["ci_lo"] > ok["chance"] + 0.1).all() and (ok["ci_lo"] <= ok["p_correct"]).all()

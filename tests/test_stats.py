@@ -290,3 +290,22 @@ def test_a_saturated_fit_has_no_warnings_and_real_separation_names_its_sets():
     an = analyse(d, ["A"], by=None, covariates=())
     assert an.notes["fit warnings"].startswith("perfect prediction: 1 of 2 IRI sets fitted at P(correct) 0 or 1")
     assert an.notes["fit warnings"].endswith("(a1b0)")
+
+
+def test_contrasts_of_named_factors_only_equal_those_of_every_family():
+    """The power planner asks for the adversarial contrasts alone: the same
+    estimates, SEs and p-values as in the full families, Holm-adjusted
+    within the smaller family, and no model pairs or comparisons with chance."""
+    d = _two_losses()
+    kw = {"by": "loss", "covariates": (), "preferred_levels": {"adversarial": ["standard", "adversarial"]}}
+    full = analyse(d, ["arch", "adversarial"], **kw)
+    only = analyse(d, ["arch", "adversarial"], contrasts=("adversarial",), **kw)
+    pd.testing.assert_frame_equal(only.tests, full.tests)
+    assert set(only.contrasts["family"]) == {"factor"} and set(only.contrasts["factor"]) == {"adversarial"}
+    cols = ["estimate", "se", "z", "p", "diff_pp", "diff_pp_lo", "diff_pp_hi", "n_a", "n_b"]
+    keys = ["factor", "level_a", "level_b", "condition"]
+    f = full.contrasts.loc[full.contrasts["factor"] == "adversarial"].set_index(keys)
+    o = only.contrasts.set_index(keys)
+    assert len(o) == len(f) > 3
+    pd.testing.assert_frame_equal(o[cols], f.loc[o.index, cols])
+    assert (o["p_holm"] <= f.loc[o.index, "p_holm"] + 1e-12).all()

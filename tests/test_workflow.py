@@ -86,6 +86,7 @@ def test_dry_run_default_config(tmp_path):
         "figure_checkpoints",
         "figure_accuracy",
         "figure_proxies",
+        "power",
     ):
         assert counts[rule] == 1, rule
     # human similarity judgments: the data, the ceiling and triplets, 8 models x 1 layer, one pixel

@@ -3,7 +3,7 @@ factors, per-model scores and the tables (the paper-style alignment table,
 the proxy table). The findings and the summary are iriflow.findings'.
 
 Answers (``answers``): one row per non-catch answer, with ``correct`` (0/1),
-``participant``, ``observer``, ``measure`` (``2afc:seed``,
+``participant``, ``observer``, ``trial_id``, ``measure`` (``2afc:seed``,
 ``2afc:other-target`` or ``matching``), ``chance`` (1 / number of options),
 ``item`` (the IRI judged: set and target), the parts of the set id
 (dataset, model, layer, loss, seed_type and, for SimCLR checkpoints, epoch)
@@ -64,6 +64,7 @@ ANSWER_COLUMNS = (
     "participant",
     "observer",
     "set_id",
+    "trial_id",
     "measure",
     "chance",
     "item",
@@ -218,6 +219,7 @@ def answers(responses: pd.DataFrame, trials: pd.DataFrame, models_cfg: Mapping[s
             "participant": r["participant"],
             "observer": r["observer"],
             "set_id": r["set_id"],
+            "trial_id": r["trial_id"],
         }
     )
     out["measure"] = [measure_name(k, a) for k, a in zip(r["kind"], r["alternative"].fillna(""))]

@@ -298,6 +298,7 @@ def summary_text(
     agreement: pd.DataFrame,
     notes: Mapping[str, str],
     alpha: float,
+    usage: pd.DataFrame | None = None,
 ) -> str:
     """The plain-text summary: each finding, its verdict for the primary
     observer and measure with the statistic and p-value, then the verdicts
@@ -315,6 +316,7 @@ def summary_text(
         f"unadjusted 95% CIs and Holm-adjusted p; alpha = {alpha}.",
         "",
     ]
+    lines += validity_lines(usage if usage is not None else pd.DataFrame())
     for n, claim in FINDINGS.items():
         lines.append(f"Finding {n}. {claim}")
         measure = FINDING_MEASURES.get(n, primary_measure)
@@ -370,6 +372,55 @@ def _wrap(text: str, indent: str, width: int = 100) -> list[str]:
     return textwrap.wrap(
         text, width=width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
     ) or [indent]
+
+
+# --- valid observers only -------------------------------------------------------------
+
+VALIDITY_KEYS = ("dataset", "observer", "measure", "seed_type")
+
+
+def apply_validity(data: pd.DataFrame, validity: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The answers of the simulated observers only where they passed their
+    validity check (judgments/observers/<dataset>/validity.csv, iriflow.judgments.
+    observer_validity) for the answer's dataset, measure and seed type; answers
+    of real people are all kept, and so is everything when ``validity`` is
+    None. A simulated observer with no check for a measure and seed type is
+    left out there too. Returns the kept answers and the usage table: one row
+    per simulated observer, dataset, measure and seed type answered, with
+    ``used``, the answers and the check's reason."""
+    cols = [*VALIDITY_KEYS, "used", "n_answers", "reason"]
+    simulated = data["observer"].astype(str).str.startswith("simulated:")
+    if validity is None or not simulated.any():
+        return data, pd.DataFrame(columns=cols)
+    present = data.loc[simulated].groupby(list(VALIDITY_KEYS), sort=True).size().rename("n_answers").reset_index()
+    checks = validity.assign(dataset=validity["dataset"].astype(str))[[*VALIDITY_KEYS, "passed", "reason"]]
+    usage = present.merge(checks.drop_duplicates(list(VALIDITY_KEYS)), on=list(VALIDITY_KEYS), how="left")
+    usage["used"] = usage["passed"].fillna(False).astype(bool)
+    usage["reason"] = usage["reason"].fillna("no validity check for this trial kind and seed type")
+    ok = data.merge(usage.loc[usage["used"], list(VALIDITY_KEYS)], on=list(VALIDITY_KEYS), how="left", indicator=True)
+    keep = (~simulated.to_numpy()) | (ok["_merge"] == "both").to_numpy()
+    return data.loc[keep].reset_index(drop=True), usage[cols]
+
+
+def validity_lines(usage: pd.DataFrame) -> list[str]:
+    """Which simulated observer the verdicts use where, and why (the summary)."""
+    if usage.empty:
+        return []
+    lines = [
+        "Simulated observers used (each passed its validity check for the trial kind and seed type: "
+        "judgments/observers/<dataset>/validity.csv; the others' answers are left out of every verdict):"
+    ]
+    for obs, g in usage.groupby("observer", sort=True):
+        used = g.loc[g["used"]].groupby("measure")["seed_type"].agg(lambda x: ", ".join(sorted(set(x))))
+        text = "; ".join(f"{m} ({st})" for m, st in used.items()) or "nowhere"
+        lines.append(f"  {obs}: used for {text}")
+        for _, r in g.loc[~g["used"]].iterrows():
+            lines += _wrap(
+                f"left out of {r['measure']} with {r['seed_type']} seeds ({r['dataset']}, "
+                f"{r['n_answers']} answers): {r['reason']}",
+                "    ",
+            )
+    return lines + [""]
 
 
 # --- the statistics rule ---------------------------------------------------------------
@@ -461,7 +512,7 @@ def agreement_table(data: pd.DataFrame, proxy: pd.DataFrame, stir: pd.DataFrame)
         for m in measures
     ]
     sets = pd.concat([per_set, proxy_rows, *stir_rows], ignore_index=True)
-    sets = sets.loc[sets["measure"].isin(measures)]
+    sets = sets.loc[sets["measure"].isin(measures)].astype({"prop_correct": float})  # empty proxies: object
     items = data.groupby(["observer", "measure", "item"], sort=True)["correct"].mean().rename("prop_correct")
     return pd.concat(
         [agreement(sets, "set_id").assign(unit="IRI set"), agreement(items.reset_index(), "item").assign(unit="IRI")],
@@ -504,6 +555,7 @@ class Statistics:
     summary: str
     main: dict[Group, Analysis]
     checkpoints: dict[Group, Analysis]
+    usage: pd.DataFrame
 
 
 def statistics(
@@ -518,6 +570,7 @@ def statistics(
     proxy: pd.DataFrame | None = None,
     stir: pd.DataFrame | None = None,
     excluded: Iterable[str] = (),
+    validity: pd.DataFrame | None = None,
 ) -> Statistics:
     """The statistics rule on answers (iriflow.analysis.answers) of the main
     IRI sets (``data``) and of the SimCLR checkpoints (``checkpoints``);
@@ -525,8 +578,12 @@ def statistics(
     ``observers`` the observer kinds in config order, ``checkpoint_scores``
     the model_scores rule's per-checkpoint scores, ``proxy`` and ``stir``
     the proxy_scores rule's tables, ``excluded`` the participants excluded
-    on catch trials (already left out of ``data``)."""
+    on catch trials (already left out of ``data``), ``validity`` the
+    observers' validity tables (a simulated observer's answers count only
+    where it passed: ``apply_validity``)."""
     alpha, level = analysis["alpha"], analysis["bootstrap"]["level"]
+    data, usage = apply_validity(data, validity)
+    checkpoints, _ = apply_validity(checkpoints, validity)
     levels = preferred_levels({"models": models, "iris": iris})
     common = {"interactions": analysis["interactions"], "level": level}
     feature = data["measure"] == FEATURE_MEASURE
@@ -566,6 +623,7 @@ def statistics(
         agreement=shown,
         notes=notes,
         alpha=alpha,
+        usage=usage,
     )
     return Statistics(
         tables["tests"],
@@ -577,4 +635,5 @@ def statistics(
         text,
         {**main, **features},
         chk,
+        usage,
     )

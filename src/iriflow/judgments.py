@@ -721,3 +721,164 @@ def validate_metric(
         ).assign(trial="blend-noise"),
     ]
     return pd.concat(parts, ignore_index=True)
+
+
+# --- observer validity per trial kind and seed type -------------------------------
+
+VALIDITY_COLUMNS = (
+    "observer",
+    "metric",
+    "measure",
+    "kind",
+    "alternative",
+    "seed_type",
+    "n_trials",
+    "chance",
+    "p_correct",
+    "ci_lo",
+    "ci_hi",
+    "threshold",
+    "passed",
+    "reason",
+)
+
+
+def pseudo_iris(targets: Tensor, seeds: Tensor, weight: float) -> Tensor:
+    """Target-dominant stand-ins for IRIs: (1 - weight) * target + weight *
+    seed. For weight < 0.5 the target is the right answer of every trial
+    built on them, whichever seed type left its trace."""
+    if not 0 <= weight < 0.5:
+        raise ValueError(f"the seed's weight must lie in [0, 0.5), got {weight}")
+    return (1 - weight) * targets + weight * seeds
+
+
+def validity_trials(
+    targets: Tensor,
+    labels: Sequence[int] | np.ndarray,
+    seeds: Tensor,
+    *,
+    kind: str,
+    alternatives: Sequence[str],
+    matching_k: int,
+    weights: Sequence[float],
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, Tensor]]:
+    """Constructed trials with known answers for one seed type, in the form
+    of the real ones (``build_trials``): every query is a pseudo-IRI
+    (``pseudo_iris``) of its target at each seed weight, so the target is
+    always right. ``kind`` "iri" gives the 2afc trials of ``alternatives``
+    and the matching trials; "feature-2afc" gives two-option trials against
+    another class's target, relabelled as feature-2afc (a visualisation from
+    ``seeds`` should resemble what activates its unit, not another class).
+    Returns the trials (one block per weight, target indices offset by
+    block) and their images."""
+    n = len(targets)
+    labels = np.tile(np.asarray(labels, dtype=np.int64), len(weights))
+    iri = torch.cat([pseudo_iris(targets, seeds, w) for w in weights])
+    feature = kind == FEATURE_KIND
+    trials = build_trials(
+        n * len(weights),
+        labels,
+        np.ones(n * len(weights), dtype=bool),
+        alternatives=("other-target",) if feature else tuple(alternatives),
+        matching_k=0 if feature else matching_k,
+        n_catch=0,
+        seed=seed,
+        set_id="validity",
+    )
+    if feature:
+        trials = trials.assign(kind=FEATURE_KIND, alternative=FEATURE_ALTERNATIVE)
+    images = {"iri": iri, "target": targets.repeat(len(weights), 1, 1, 1), "seed": seeds.repeat(len(weights), 1, 1, 1)}
+    return trials, images
+
+
+def check_observer(
+    trials: pd.DataFrame,
+    images: Mapping[str, Tensor],
+    obs: Mapping,
+    *,
+    margin_pp: float,
+    level: float,
+) -> pd.DataFrame:
+    """One calibrated observer (metric, sigma, lapse) on constructed trials:
+    per measure, its expected proportion correct (mean choice probability of
+    the right option), a t-interval over the targets, and whether it passes:
+    the interval's lower bound lies ``margin_pp`` percentage points above
+    chance."""
+    from scipy import stats as sps
+
+    d = distances_for_trials(trials, images, obs["metric"])
+    p = observer_choice_probs(d, obs["sigma"], obs["lapse"])[np.arange(len(trials)), trials["correct"].to_numpy()]
+    rows = []
+    frame = trials.assign(p=p)
+    for (kind, alt), g in frame.groupby(["kind", "alternative"], sort=True):
+        per_target = g.groupby("target")["p"].mean().to_numpy()
+        m = len(per_target)
+        mean = float(per_target.mean())
+        half = float(sps.t.ppf(0.5 + level / 2, m - 1) * per_target.std(ddof=1) / np.sqrt(m)) if m > 1 else np.inf
+        chance = float((1.0 / g["n_options"]).mean())
+        threshold = chance + margin_pp / 100
+        passed = mean - half > threshold
+        rows.append(
+            {
+                "measure": "matching" if kind == "matching" else f"{kind}:{alt}",
+                "kind": kind,
+                "alternative": alt,
+                "n_trials": len(g),
+                "chance": chance,
+                "p_correct": mean,
+                "ci_lo": mean - half,
+                "ci_hi": mean + half,
+                "threshold": threshold,
+                "passed": bool(passed),
+                "reason": (
+                    f"{100 * mean:.1f}% correct [{100 * (mean - half):.1f}, {100 * (mean + half):.1f}] "
+                    f"{'above' if passed else 'not above'} chance + {margin_pp:g} pp ({100 * threshold:.1f}%)"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def observer_validity(
+    targets: Tensor,
+    labels: Sequence[int] | np.ndarray,
+    seeds: Mapping[str, Tensor],
+    observers: Mapping[str, Mapping],
+    *,
+    seed_types: Sequence[str],
+    alternatives: Sequence[str],
+    matching_k: int,
+    weights: Sequence[float],
+    margin_pp: float,
+    level: float = 0.95,
+    feature_seed_type: str | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The validity table (``VALIDITY_COLUMNS``): every calibrated observer
+    (calibrate_observers: name -> metric, sigma, lapse) on the constructed
+    trials of ``validity_trials`` for every seed type of ``seed_types`` (IRI
+    trial kinds; ``seeds`` maps a seed type to its seeds) and, when ``feature_seed_type`` is given, feature-2afc trials
+    from seeds of that type. An observer is used for a (measure, seed type)
+    only where ``passed``."""
+    parts = []
+    blocks = [("iri", s) for s in seed_types] + ([(FEATURE_KIND, feature_seed_type)] if feature_seed_type else [])
+    for kind, seed_type in blocks:
+        trials, images = validity_trials(
+            targets,
+            labels,
+            seeds[seed_type],
+            kind=kind,
+            alternatives=alternatives,
+            matching_k=matching_k,
+            weights=weights,
+            seed=seed,
+        )
+        for name, obs in observers.items():
+            parts.append(
+                check_observer(trials, images, obs, margin_pp=margin_pp, level=level).assign(
+                    observer=f"simulated:{name}", metric=obs["metric"], seed_type=seed_type
+                )
+            )
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(VALIDITY_COLUMNS))
+    return table.loc[:, list(VALIDITY_COLUMNS)]

@@ -668,3 +668,44 @@ def rsa_figure(table: pd.DataFrame, ceiling: Mapping, levels: Mapping[str, Seque
     )
     _finish(fig, height, handles, labels, "training (objective-augmentation)")
     return fig
+
+
+def power_figure(power: pd.DataFrame, target: float, alpha: float) -> plt.Figure:
+    """Power (share of simulated studies whose verdict is "supported", with
+    its Monte Carlo SE) against the number of participants, one panel per
+    finding and one line per scenario; the target power and alpha dashed."""
+    _theme()
+    if power.empty:
+        return message_figure("Power", "no finding of this run can be planned (no trials of findings 1 or 4)")
+    findings = sorted(power["finding"].unique())
+    fig, axes = plt.subplots(1, len(findings), figsize=(4.6 * len(findings), 4.0), squeeze=False, sharey=True)
+    scenarios = list(dict.fromkeys(power["scenario"]))
+    colors = dict(zip(scenarios, sns.color_palette("colorblind", len(scenarios))))
+    for ax, f in zip(axes[0], findings):
+        sub = power.loc[power["finding"] == f]
+        for i, sc in enumerate(scenarios):
+            g = sub.loc[sub["scenario"] == sc].sort_values("n_participants")
+            if g.empty:
+                continue
+            ax.errorbar(
+                g["n_participants"],
+                g["power"],
+                yerr=g["mc_se"],
+                marker=MARKERS[i % len(MARKERS)],
+                color=colors[sc],
+                capsize=2,
+                label=f"{sc} ({g['effect_pp'].mean():+.1f} pp)",
+            )
+        ax.axhline(target, **{**CHANCE_STYLE, "color": "0.2"})
+        ax.axhline(alpha, **CHANCE_STYLE)
+        ax.set_xscale("log", base=2)
+        ticks = sorted(sub["n_participants"].unique())
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(f"Finding {f}: {sub['measure'].iloc[0]}", fontsize=10)
+        ax.set_xlabel("participants")
+        ax.legend(fontsize=7, loc="center right", title="scenario (effect)", title_fontsize=7)
+    axes[0][0].set_ylabel("power (share of studies supporting the finding)")
+    fig.suptitle(f"Power to support each finding (dashed: {target:.0%} target and alpha = {alpha})", fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -461,15 +461,23 @@ def contrast(fit: Fit, cells: pd.DataFrame, factor: str, a: str, b: str, level: 
 
 
 def factor_contrasts(
-    cells: Cells, fit: Fit, factors: Sequence[str], by: str | None, level: float = 0.95
+    cells: Cells,
+    fit: Fit,
+    factors: Sequence[str],
+    by: str | None,
+    level: float = 0.95,
+    only: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Every pair of levels of every factor (and of ``by``), within each level
     of ``by`` and within each level of every other factor there, from the
-    full model; Holm-adjusted as one family."""
+    full model; Holm-adjusted as one family. ``only`` limits the contrasted
+    factors (the conditions still range over all of them)."""
     rows = []
     table = cells.table
     by_levels = fit.design.levels[by] if by else (None,)
     for f in [*factors, *([by] if by else [])]:
+        if only is not None and f not in only:
+            continue
         for a, b in itertools.combinations(fit.design.levels[f], 2):
             conditions: list[dict[str, str]] = []
             if f == by:
@@ -623,7 +631,7 @@ def analyse(
     interactions: bool = True,
     preferred_levels: Mapping[str, Sequence[str]] | None = None,
     level: float = 0.95,
-    contrasts: bool = True,
+    contrasts: bool | Sequence[str] = True,
 ) -> Analysis:
     """Fit the full model and test every factor (scope ``all``: the factor
     and every interaction it enters; ``<factor> x <by>``: only its
@@ -636,7 +644,9 @@ def analyse(
     scope ``all``, and the readers of these tables find the loss they ask
     for. ``data`` needs columns correct, participant, item, set_id,
     model, chance and the named variables, which must be constant within a
-    set_id."""
+    set_id. ``contrasts``: True for every family, False for none, or the
+    factors whose factor contrasts alone are wanted (the power planner
+    reads one contrast per simulated study: no model pairs then)."""
     if data.empty:
         return _empty_analysis({"data": "no answers"})
     variables = [*factors, *([by] if by else []), *covariates]
@@ -664,6 +674,9 @@ def analyse(
             ]
     specs += [(c, design.columns_of(lambda t, c=c: t == (c,)), "covariate") for c in covs]
     rows = _tests(cells, fit, specs, "all")
+    if by and not by_:  # one level of by: its scope holds the same answers, so the same factor tests
+        rows += [{**r, "scope": f"{by}={by_levels[0]}"} for r in rows if r["term"] in kept]
+        by_levels = ()
     for lb in by_levels:
         sub = cells.subset(table[by].to_numpy() == lb)
         sub_levels = ordered_levels(sub.table, variables, preferred_levels)
@@ -680,11 +693,14 @@ def analyse(
             f"{by}={lb}",
         )
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS))
-    contrast_table = (
-        pd.concat([factor_contrasts(cells, fit, kept, by, level), model_contrasts(cells, by, level)], ignore_index=True)
-        if contrasts
-        else pd.DataFrame(columns=list(CONTRAST_COLUMNS))
-    )
+    if contrasts is True:
+        contrast_table = pd.concat(
+            [factor_contrasts(cells, fit, kept, by, level), model_contrasts(cells, by, level)], ignore_index=True
+        )
+    elif contrasts:
+        contrast_table = factor_contrasts(cells, fit, kept, by, level, only=list(contrasts))
+    else:
+        contrast_table = pd.DataFrame(columns=list(CONTRAST_COLUMNS))
     se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = fit.params / se
