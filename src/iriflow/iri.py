@@ -116,13 +116,16 @@ class ExampleStreams:
     """One random stream per example of a batch: example i's draws depend only
     on (seed, keys[i]) and on how many draws came before, never on the other
     examples of its batch (so grouping sets into one batch changes no IRI).
-    Each call returns ``k`` uniforms in [0, 1) per example; drawn in blocks."""
+    Each call returns ``k`` uniforms in [0, 1) per example; drawn in blocks
+    (on the CPU), the generators made at the first call (most losses draw none)."""
 
     def __init__(self, seed: int, keys: Tensor, block: int = 256):
-        self.gens = [torch.Generator().manual_seed(seed * 1_000_003 + int(k)) for k in keys.tolist()]
+        self.seed, self.keys, self.gens = seed, keys.tolist(), None
         self.block, self.buf, self.pos = block, None, 0
 
     def rand(self, k: int) -> Tensor:
+        if self.gens is None:
+            self.gens = [torch.Generator().manual_seed(self.seed * 1_000_003 + int(key)) for key in self.keys]
         if self.buf is None or self.pos == self.block or self.buf.shape[2] != k:
             self.buf = torch.stack([torch.rand(self.block, k, generator=g) for g in self.gens], 1)  # [block, N, k]
             self.pos = 0
