@@ -100,6 +100,13 @@ def test_power_rises_with_participants(cfg):
     # the studies really grow: answers per study in proportion to the participants while lists remain
     answers = table.set_index("n_participants")["answers"]
     assert answers[40] == pytest.approx(4 * answers[10], rel=0.05)
+    # the figure draws these values
+    from iriflow.plots import power_figure
+
+    ax = power_figure(table, 0.8, ALPHA).axes[0]
+    drawn = [line for line in ax.lines if len(line.get_xdata()) == 3]
+    np.testing.assert_allclose(np.asarray(drawn[0].get_ydata(), float), table["power"])
+    np.testing.assert_allclose(np.asarray(drawn[0].get_xdata(), float), [10, 40, 160])
     # the scenario's effect is the pool's difference in mean probability (adversarial - standard)
     adv = (pool["adversarial"] == "adversarial").to_numpy()
     assert table["effect_pp"].iloc[0] == pytest.approx(100 * (p[adv].mean() - p[~adv].mean()))
