@@ -602,7 +602,19 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
     """What makes one IRI job (besides model, layer and seed type)."""
     iris = cfg["iris"]
     spec = iris["loss_defs"][loss]
-    keys = ("steps", "step_size", "step_schedule", "optimizer", "keep_best", "threshold", "seed", "log_every")
+    keys = (
+        "steps",
+        "step_size",
+        "step_schedule",
+        "optimizer",
+        "keep_best",
+        "threshold",
+        "seed",
+        "log_every",
+        "stop_every",
+        "amp",
+        "channels_last",
+    )
     return {
         "loss": loss,
         "loss_spec": spec,

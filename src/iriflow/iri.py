@@ -10,6 +10,7 @@ above the threshold: those are not IRIs and are reported, not scored."""
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
 from collections.abc import Callable, Mapping
@@ -27,12 +28,13 @@ from .io import atomic_path
 from .iriset import IRISet, SetId
 from .losses import relative_distance
 from .metrics import get_metric
-from .optim import optimize
+from .optim import Stop, optimize
 from .registry import Registry
 from .represent import Representation, representation
 from .targets import load_targets
 from .viz import image_grid, save_png
 
+log = logging.getLogger(__name__)
 SEEDS = Registry("seed type")
 IRI_LOSSES = Registry("IRI loss")
 
@@ -120,6 +122,14 @@ class LossContext:
     seeds: Tensor  # x0
     metric: str  # name of D (iriflow.metrics)
     gen: torch.Generator  # for random transformations
+
+    def __post_init__(self):
+        self._whole = (self.target_rep, self.targets, self.seeds)
+
+    def narrow(self, rows: Tensor) -> None:
+        """Restrict the per-example tensors to the examples ``rows`` of the
+        whole batch (in place: the losses built on this context follow)."""
+        self.target_rep, self.targets, self.seeds = (t[rows] for t in self._whole)
 
     def l_rep(self, x: Tensor) -> Tensor:
         return relative_distance(self.rep(x), self.target_rep)
@@ -262,15 +272,34 @@ def generate(
     metric: str = "ssim",
     seed: int = 0,
     log_every: int = 100,
+    stop_every: int = 0,
+    amp: str = "off",
     on_log: Callable[[int, float], None] | None = None,
 ) -> IRIResult:
-    """Optimise all seeds of a job as one batch towards their targets' representations."""
+    """Optimise all seeds of a job as one batch towards their targets' representations.
+
+    stop_every > 0 (needs keep_best): every this many steps, IRIs whose kept
+    iterate is below ``threshold`` are frozen and leave the batch (the others'
+    paths do not change: each example's loss is its own). amp 'bf16' runs the
+    loss under bfloat16 autocast on CUDA (ignored on the CPU, which stays float32)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         target_rep = rep(targets).detach()
     ctx = LossContext(rep, target_rep, targets, seeds, metric, gen)
-    loss_fn = build_loss(loss_spec, ctx)
+    loss_fn = _autocast_loss(build_loss(loss_spec, ctx), amp, targets.device)
     rule = {"normalized": "l2", "adam": "adam"}[optimizer]
+    stop = None
+    if stop_every:
+
+        @torch.no_grad()
+        def done(x: Tensor, active: Tensor) -> Tensor:
+            return ctx.l_rep(x) < threshold  # ctx holds the rows of ``active``
+
+        def narrow(active: Tensor) -> LossFn:
+            ctx.narrow(active)
+            return loss_fn
+
+        stop = Stop(stop_every, done, narrow)
     result = optimize(
         loss_fn,
         seeds,
@@ -280,10 +309,24 @@ def generate(
         keep_best=keep_best,
         log_every=log_every,
         on_log=on_log,
+        stop=stop,
     )
+    ctx.narrow(torch.arange(len(targets), device=targets.device))
     with torch.no_grad():
         rel = ctx.l_rep(result.x)
     return IRIResult(result.x, rel, result.loss, rel < threshold, result.history)
+
+
+def _autocast_loss(loss_fn: LossFn, amp: str, device: torch.device) -> LossFn:
+    """The loss under bfloat16 autocast on CUDA (amp 'bf16'), returned in float32."""
+    if amp == "off" or device.type != "cuda":
+        return loss_fn
+
+    def loss(x: Tensor) -> Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return loss_fn(x).float()
+
+    return loss
 
 
 def pool_without(x: Tensor, y: Tensor, exclude: Tensor) -> tuple[Tensor, Tensor]:
@@ -326,10 +369,14 @@ def run_job(
     (iriflow.config.iri_settings) on ``device``; results on the CPU."""
     for p in model.parameters():
         p.requires_grad_(False)
+    ignored = [k for k, off in (("amp", "off"), ("channels_last", False)) if s[k] != off]
+    if ignored and device.type != "cuda":
+        log.warning("%s: CUDA only, ignored on %s (float32, contiguous)", ", ".join(ignored), device.type)
+    fmt = torch.channels_last if s["channels_last"] and device.type == "cuda" else torch.contiguous_format
     result = generate(
-        representation(model, layer, fake_relu=True),
-        inputs.targets.to(device),
-        inputs.seeds.to(device),
+        representation(model.to(memory_format=fmt), layer, fake_relu=True),
+        inputs.targets.to(device, memory_format=fmt),
+        inputs.seeds.to(device, memory_format=fmt),
         s["loss_spec"],
         steps=s["steps"],
         step_size=s["step_size"],
@@ -340,6 +387,8 @@ def run_job(
         metric=s["metric"],
         seed=s["seed"],
         log_every=s["log_every"],
+        stop_every=s["stop_every"],
+        amp=s["amp"],
         on_log=on_log,
     )
     return IRIResult(
