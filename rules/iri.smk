@@ -31,6 +31,7 @@ rule generate_iris:
         runtime=by_attempt(config["iris"]["resources"]["runtime"]),
     params:
         settings=iri_job_settings,
+        distances=[o["metric"] for o in config["judgments"]["observers"]["simulated"]],
     script:
         "../scripts/generate_iris.py"
 

@@ -44,7 +44,15 @@ ctx.log.info(
 )
 set_id = SetId(wc.dataset, wc.model, wc.layer, wc.loss, wc.seed_type)
 iri_set = job_set(set_id, inputs, result, {**s, "model": set_id.model_id, "layer": wc.layer, "seed_type": wc.seed_type})
-save_job(iri_set, result.history, iris=out.iris, table=out.table, grid=out.grid, curve=out.curve)
+save_job(
+    iri_set,
+    result.history,
+    iris=out.iris,
+    table=out.table,
+    grid=out.grid,
+    curve=out.curve,
+    distances=snakemake.params.distances,
+)
 write_provenance(
     out.provenance,
     s,

@@ -226,3 +226,38 @@ def test_amp_and_channels_last_are_ignored_on_the_cpu():
     plain = generate(rep, targets, seeds, {"kind": "regfree"}, **kw)
     amp = generate(rep, targets, seeds, {"kind": "regfree"}, amp="bf16", **kw)
     assert torch.equal(plain.iris, amp.iris) and plain.iris.dtype == torch.float32
+
+
+def test_iris_csv_holds_each_observers_distance_to_seed_and_target(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from iriflow.iri import save_job
+    from iriflow.iriset import IRISet
+
+    rng = np.random.default_rng(0)
+    img = lambda: rng.random((4, 1, 28, 28)).astype(np.float32)  # noqa: E731
+    seeds, targets = img(), img()
+    iris = np.concatenate([seeds[:2], targets[2:]])  # two IRIs are their seeds, two their targets
+    iri_set = IRISet(
+        "mnist5k/resnet18-ce-adv_l2-s0/penultimate/regfree/other-image",
+        iris=iris,
+        seeds=seeds,
+        targets=targets,
+        target_index=np.arange(4),
+        target_label=np.arange(4),
+        rel_dist=np.zeros(4),
+        loss=np.zeros(4),
+        converged=np.ones(4, bool),
+        settings={},
+    )
+    out = {k: tmp_path / f"{k}.{e}" for k, e in (("iris", "npz"), ("table", "csv"), ("grid", "png"))}
+    save_job(iri_set, distances=["ssim", "fsim"], **out)
+    table = pd.read_csv(out["table"])
+    for name in ("ssim", "fsim"):
+        d = get_metric(name)
+        to_seed = d(torch.from_numpy(iris), torch.from_numpy(seeds)).numpy()
+        assert np.allclose(table[f"{name}_to_seed"], to_seed, rtol=1e-4, atol=1e-6)
+        assert np.allclose(table[f"{name}_to_seed"][:2], 0, atol=1e-4)
+        assert np.allclose(table[f"{name}_to_target"][2:], 0, atol=1e-4)
+        assert (table[f"{name}_to_seed"][2:] > 0.1).all() and (table[f"{name}_to_target"][:2] > 0.1).all()

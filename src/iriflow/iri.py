@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -413,9 +413,32 @@ def job_set(set_id: SetId, inputs: JobInputs, result: IRIResult, s: Mapping[str,
     )
 
 
-def save_job(iri_set: IRISet, history: list[tuple[int, float]] | None = None, *, iris, table, grid, curve=None) -> None:
+def perceptual_distances(iri_set: IRISet, metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per IRI, each metric's distance (iriflow.metrics) to its seed and to
+    its target: columns ``<metric>_to_seed`` and ``<metric>_to_target``."""
+    iris, seeds, targets = (torch.from_numpy(a) for a in (iri_set.iris, iri_set.seeds, iri_set.targets))
+    out = {}
+    with torch.no_grad():
+        for name in metrics:
+            d = get_metric(name)
+            out[f"{name}_to_seed"] = d(iris, seeds).numpy()
+            out[f"{name}_to_target"] = d(iris, targets).numpy()
+    return out
+
+
+def save_job(
+    iri_set: IRISet,
+    history: list[tuple[int, float]] | None = None,
+    *,
+    iris,
+    table,
+    grid,
+    curve=None,
+    distances: Sequence[str] = (),
+) -> None:
     """A job's outputs: ``iris`` (the IRI set, iriflow.iriset), ``table`` (CSV
-    per IRI), ``grid`` (PNG rows seed | IRI | target) and, if given, ``curve``
+    per IRI, with the perceptual ``distances`` of each IRI to its seed and
+    target), ``grid`` (PNG rows seed | IRI | target) and, if given, ``curve``
     (CSV of the mean loss per logged step of ``history``)."""
     iri_set.save(iris)
     with atomic_path(table) as tmp:
@@ -427,6 +450,7 @@ def save_job(iri_set: IRISet, history: list[tuple[int, float]] | None = None, *,
                 "rel_dist": iri_set.rel_dist,
                 "loss": iri_set.loss,
                 "converged": iri_set.converged,
+                **perceptual_distances(iri_set, distances),
             }
         ).to_csv(tmp, index=False, float_format="%.6g")
     if curve is not None:
