@@ -55,7 +55,9 @@ def main() -> None:
     for loss in args.losses.split(","):
         s = iri_settings(cfg, loss)
         for seed_type in cfg["iris"]["seed_types"]:
-            inputs = job_inputs(res / f"data/{dataset}/dataset.npz", res / f"targets/{dataset}/targets.npz", seed_type, 0)
+            inputs = job_inputs(
+                res / f"data/{dataset}/dataset.npz", res / f"targets/{dataset}/targets.npz", seed_type, 0
+            )
             for name in models:
                 model_dir = res / "models" / dataset / name
                 model = load_model(model_dir / "model.pt", model_dir / "model.json")
@@ -77,7 +79,9 @@ def main() -> None:
                         row[f"{m}_to_seed"] = float(d(result.iris, inputs.seeds).median())
                         row[f"{m}_to_target"] = float(d(result.iris, inputs.targets).median())
                 rows.append(row)
-                print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+                print(
+                    " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True
+                )
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(args.out, index=False, float_format="%.4g")

@@ -425,7 +425,9 @@ class Trainer:
             if len(bad):
                 i = int(bad[0])
                 raise FloatingPointError(f"loss became {losses[i].item()} at epoch {self.epoch + 1}, step {i}")
-            means = dict(zip(["loss", *sums], torch.stack([losses.sum(), *sums.values()]).div(steps_per_epoch).tolist()))
+            means = dict(
+                zip(["loss", *sums], torch.stack([losses.sum(), *sums.values()]).div(steps_per_epoch).tolist())
+            )
             self.epoch += 1
             done_here += 1
             row = {
