@@ -245,7 +245,11 @@ def optimize(
                 break
             keep = (~stop.done(best_x, active)).nonzero().squeeze(1)  # the one read of a check
             if len(keep) < len(active):
-                if len(keep) == 0:
+                if len(keep) == 0:  # every example finished: the curve ends with their kept losses
+                    final = (sign * all_obj).mean()
+                    recorded.append((steps, final.item() if on_log else final))
+                    if on_log:
+                        on_log(*recorded[-1])
                     break
                 active, x, x0, best_x, best_obj, grad = (t[keep] for t in (active, x, x0, best_x, best_obj, grad))
                 step_rule.narrow(keep)
