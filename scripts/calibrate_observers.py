@@ -98,7 +98,9 @@ ctx.log.info(
 p = snakemake.params
 seed_types = list(dict.fromkeys([*p.seed_types, *([p.feature_seed_type] if p.feature_seed_type else [])]))
 # the seeds of the IRI stage (they depend only on iris.seed and the seed type)
-seeds = {s: job_inputs(snakemake.input.data, snakemake.input.targets, s, p.iri_seed).seeds for s in seed_types}
+seeds = {
+    j.seed_type: j.seeds for j in job_inputs(snakemake.input.data, snakemake.input.targets, seed_types, p.iri_seed)
+}
 validity = observer_validity(
     targets,
     labels,

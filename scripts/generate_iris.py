@@ -43,7 +43,13 @@ counts = {}
 for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table, out.grid):
     set_id = SetId(wc.dataset, wc.model, wc.layer, wc.loss, inputs.seed_type)
     settings = {**s, "model": set_id.model_id, "layer": wc.layer, "seed_type": inputs.seed_type}
-    save_job(job_set(set_id, inputs, result, settings), iris=iris, table=table, grid=grid)
+    save_job(
+        job_set(set_id, inputs, result, settings),
+        iris=iris,
+        table=table,
+        grid=grid,
+        distances=snakemake.params.distances,
+    )
     rel = result.rel_dist
     counts[inputs.seed_type] = {
         "median_rel_dist": float(rel.median()),

@@ -272,7 +272,12 @@ def test_alignment_table_cells_are_the_model_scores(cfg):
     for _, s in scores.iterrows():
         sel = data.loc[(data["model"] == s["model"]) & (data["loss"] == s["loss"])]
         assert s["prop_correct"] == pytest.approx(sel["correct"].mean())
-        assert s["n_items"] == 2 * 20 and s["n_participants"] == 20 and s["ci_lo"] < s["prop_correct"] < s["ci_hi"]
+        assert (
+            s["n_items"] == 2 * 20
+            and s["n_targets"] == 20
+            and s["n_participants"] == 20
+            and s["ci_lo"] < s["prop_correct"] < s["ci_hi"]
+        )
     table = alignment_table(scores, preferred_levels(cfg))
     assert list(zip(table["loss"], table["variant"])) == [
         (loss, v) for loss in FULL["losses"] for v in ("ce-standard", "ce-adv_l2")

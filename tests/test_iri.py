@@ -233,6 +233,9 @@ def job_settings(loss_spec):
         "metric": "ssim",
         "seed": 0,
         "log_every": 4,
+        "stop_every": 4,  # (grouping and stopping together)
+        "amp": "off",
+        "channels_last": False,
     }
 
 
@@ -276,3 +279,90 @@ def test_a_grouped_job_makes_the_sets_of_one_job_per_set(loss_spec):
         assert torch.equal(together.converged, alone.converged)
     # the optimisation did something: the IRIs left their seeds
     assert all((r.iris - j.seeds).abs().amax() > 0.05 for r, j in zip(grouped, sets))
+
+
+@pytest.mark.parametrize("loss", ["regfree", "tv-l6"])
+def test_per_example_stop_freezes_converged_iris_and_leaves_the_others_unchanged(loss):
+    model = small_model()
+    rep = representation(model)
+    targets = images(6)
+    seeds = images(6, seed=7)
+    seeds[:2] = (targets[:2] + 0.02 * (seeds[:2] - 0.5)).clamp(0, 1)  # two start close to their targets
+    kw = dict(steps=60, step_size=0.5, schedule="cosine", threshold=0.1, log_every=20)
+    full = generate(rep, targets, seeds, {"kind": loss}, **kw)
+    stopped = generate(rep, targets, seeds, {"kind": loss}, stop_every=10, **kw)
+    assert stopped.converged[:2].all() and torch.equal(stopped.converged, stopped.rel_dist < 0.1)
+    # an IRI that never converged took every step, exactly as in the full batch
+    never = ~stopped.converged
+    assert never.any() or loss == "tv-l6"  # (tv-l6: these settings converge all six)
+    # (within float tolerance: CPU convolutions round differently for other batch sizes)
+    assert torch.allclose(stopped.iris[never], full.iris[never], atol=1e-4)
+    assert torch.allclose(stopped.loss[never], full.loss[never], rtol=1e-4)
+    assert (stopped.converged >= full.converged).all()  # an IRI converged in the full run was frozen converged
+    assert [s for s, _ in stopped.history] == [0, 20, 40, 60]
+
+
+@pytest.mark.parametrize(
+    "loss_spec", [{"kind": "regfree-transforms"}, {"kind": "adversarial", "lam": "auto"}], ids=["transforms", "auto"]
+)
+def test_stopping_keeps_each_examples_draws_and_weights(loss_spec):
+    """Frozen examples leave the batch, but the others keep their own random
+    transformations (ExampleStreams) and their set's 'auto' weight (cut at
+    build, per example): an IRI that never converged is the full run's."""
+    model = small_model()
+    rep = representation(model)
+    targets, seeds = images(6), images(6, seed=7)
+    seeds[:2] = (targets[:2] + 0.02 * (seeds[:2] - 0.5)).clamp(0, 1)
+    groups = torch.tensor([0, 1, 0, 1, 0, 1])
+    kw = dict(steps=20, step_size=0.1, schedule="cosine", threshold=0.1, groups=groups)
+    full = generate(rep, targets, seeds, loss_spec, **kw)
+    stopped = generate(rep, targets, seeds, loss_spec, stop_every=10, **kw)
+    never = ~stopped.converged
+    assert stopped.converged[:2].all() and never.sum() >= 2
+    assert torch.allclose(stopped.iris[never], full.iris[never], atol=1e-4)
+    assert torch.allclose(stopped.rel_dist[never], full.rel_dist[never], rtol=1e-4, atol=1e-6)
+
+
+def test_amp_and_channels_last_are_ignored_on_the_cpu():
+    model = small_model()
+    rep = representation(model)
+    targets, seeds = images(4), images(4, seed=8)
+    kw = dict(steps=5, step_size=0.5)
+    plain = generate(rep, targets, seeds, {"kind": "regfree"}, **kw)
+    amp = generate(rep, targets, seeds, {"kind": "regfree"}, amp="bf16", **kw)
+    assert torch.equal(plain.iris, amp.iris) and plain.iris.dtype == torch.float32
+
+
+def test_iris_csv_holds_each_observers_distance_to_seed_and_target(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from iriflow.iri import save_job
+    from iriflow.iriset import IRISet
+
+    rng = np.random.default_rng(0)
+    img = lambda: rng.random((4, 1, 28, 28)).astype(np.float32)  # noqa: E731
+    seeds, targets = img(), img()
+    iris = np.concatenate([seeds[:2], targets[2:]])  # two IRIs are their seeds, two their targets
+    iri_set = IRISet(
+        "mnist5k/resnet18-ce-adv_l2-s0/penultimate/regfree/other-image",
+        iris=iris,
+        seeds=seeds,
+        targets=targets,
+        target_index=np.arange(4),
+        target_label=np.arange(4),
+        rel_dist=np.zeros(4),
+        loss=np.zeros(4),
+        converged=np.ones(4, bool),
+        settings={},
+    )
+    out = {k: tmp_path / f"{k}.{e}" for k, e in (("iris", "npz"), ("table", "csv"), ("grid", "png"))}
+    save_job(iri_set, distances=["ssim", "fsim"], **out)
+    table = pd.read_csv(out["table"])
+    for name in ("ssim", "fsim"):
+        d = get_metric(name)
+        to_seed = d(torch.from_numpy(iris), torch.from_numpy(seeds)).numpy()
+        assert np.allclose(table[f"{name}_to_seed"], to_seed, rtol=1e-4, atol=1e-6)
+        assert np.allclose(table[f"{name}_to_seed"][:2], 0, atol=1e-4)
+        assert np.allclose(table[f"{name}_to_target"][2:], 0, atol=1e-4)
+        assert (table[f"{name}_to_seed"][2:] > 0.1).all() and (table[f"{name}_to_target"][:2] > 0.1).all()

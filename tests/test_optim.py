@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from iriflow.losses import ce_attack_loss, relative_distance_loss
-from iriflow.optim import STEP_RULES, optimize, pgd
+from iriflow.optim import STEP_RULES, Stop, optimize, pgd
 
 ATTACKS = {
     "l2": {"norm": "l2", "eps": 0.5, "steps": 10, "step_size": 0.125, "random_start": True},
@@ -221,3 +221,100 @@ def test_evaluate_last_false_returns_the_same_point_without_a_loss():
     assert torch.equal(full.x, fast.x) and fast.loss is None
     with pytest.raises(ValueError, match="keep_best"):
         optimize(loss_fn, x0, evaluate_last=False, keep_best=True, **kw)
+
+
+class DeviceReads:
+    """Counts the calls that copy a tensor's values to the host (each one
+    waits for the device): Tensor.item, Tensor.tolist, float(Tensor), bool(Tensor)."""
+
+    NAMES = ("item", "tolist", "__float__", "__bool__")
+
+    def __init__(self, monkeypatch):
+        self.calls = {name: 0 for name in self.NAMES}
+        for name in self.NAMES:
+            original = getattr(Tensor, name)
+
+            def counted(t, *a, _name=name, _original=original, **k):
+                self.calls[_name] += 1
+                return _original(t, *a, **k)
+
+            monkeypatch.setattr(Tensor, name, counted)
+
+
+def test_optimize_reads_the_device_once_without_on_log_and_once_per_logged_step_with(monkeypatch):
+    model = tiny_net(out=6, size=8, seed=1)
+    target = model(batch(seed=2)).detach()
+    loss_fn = relative_distance_loss(model, target)
+    seeds = batch(seed=3)
+    kw = dict(rule="l2", steps=20, step_size=0.2, keep_best=True, log_every=5)
+    reference = optimize(loss_fn, seeds, **kw)
+    reference_history = reference.history  # read before counting
+    reads = DeviceReads(monkeypatch)
+    quiet = optimize(loss_fn, seeds, **kw)
+    assert sum(reads.calls.values()) == 0  # the loop itself never waits for the device
+    assert quiet.history == reference_history and torch.equal(quiet.x, reference.x)
+    assert reads.calls == {"item": 0, "tolist": 1, "__float__": 0, "__bool__": 0}  # the whole history in one go
+    logged = []
+    reads = DeviceReads(monkeypatch)
+    optimize(loss_fn, seeds, on_log=lambda s, m: logged.append((s, m)), **kw)
+    assert [s for s, _ in logged] == [0, 5, 10, 15, 20]
+    assert reads.calls["item"] == 5 and reads.calls["tolist"] == 0 and reads.calls["__bool__"] == 0
+    assert logged == reference_history
+
+
+def test_pgd_as_used_in_training_never_reads_the_device(monkeypatch):
+    model, x, y = classification_setup()
+    reads = DeviceReads(monkeypatch)
+    pgd(ce_attack_loss(model, y), x, ATTACKS["l2"], generator=torch.Generator().manual_seed(0), evaluate_last=False)
+    assert sum(reads.calls.values()) == 0
+
+
+def quadratic(targets: Tensor):
+    """Per-example 0.5 ||x - t||^2 (no example depends on another), and its narrowing."""
+    rows = {"now": torch.arange(len(targets))}
+
+    def loss(x: Tensor) -> Tensor:
+        return 0.5 * (x - targets[rows["now"]]).pow(2).flatten(1).sum(1)
+
+    def narrow(active: Tensor):
+        rows["now"] = active
+        return loss
+
+    return loss, narrow, rows
+
+
+@pytest.mark.parametrize("rule", ["l2", "adam"])
+def test_stop_freezes_finished_examples_and_leaves_the_others_paths_unchanged(rule):
+    n = 6
+    targets = batch(n, seed=4)
+    seeds = batch(n, seed=5)
+    # examples 0-2 start close to their targets, 3-5 far: the close ones finish early
+    seeds[:3] = (targets[:3] + 0.02 * (seeds[:3] - 0.5)).clamp(0, 1)
+    loss, narrow, rows = quadratic(targets)
+    sizes = []
+
+    def counted(x):
+        sizes.append(len(x))
+        return loss(x)
+
+    def done(x, active):
+        return loss(x) < 1e-3
+
+    kw = dict(rule=rule, steps=60, step_size=lambda t: 0.05 * (1 - t / 60), keep_best=True, log_every=10)
+    stopped = optimize(counted, seeds, stop=Stop(10, done, lambda a: (narrow(a), counted)[1]), **kw)
+    rows["now"] = torch.arange(n)
+    full = optimize(loss, seeds, **kw)
+    first_check = sizes[:11]
+    assert first_check == [n] * 11 and min(sizes) == 3 and sum(sizes) < n * 61
+    frozen = stopped.loss[:3] < 1e-3
+    assert frozen.all() and (stopped.loss[3:] > 1e-3).all()
+    # the unfinished examples took exactly the steps they take in the full batch
+    assert torch.equal(stopped.x[3:], full.x[3:]) and torch.equal(stopped.loss[3:], full.loss[3:])
+    # a frozen example is its kept iterate at the check where it finished: no better than the full run's
+    assert (stopped.loss[:3] >= full.loss[:3]).all()
+    assert [s for s, _ in stopped.history] == [s for s, _ in full.history]
+
+
+def test_stop_needs_keep_best():
+    with pytest.raises(ValueError, match="keep_best"):
+        optimize(lambda x: x.sum((1, 2, 3)), batch(), steps=2, step_size=0.1, stop=Stop(1, None, None))

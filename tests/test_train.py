@@ -160,3 +160,39 @@ def test_linear_probe_fits_separable_features():
     assert acc == pytest.approx(direct)  # the folded standardisation gives the same logits
     assert acc > 0.9
     assert math.isfinite(model.head.weight.sum().item())
+
+
+def test_training_reads_the_device_once_per_epoch(tmp_path, monkeypatch):
+    """No .item() per step: the losses and metrics of an epoch are read in one go."""
+    x, y = toy_data()
+    reads = {"item": 0, "tolist": 0}
+    for name in reads:
+        original = getattr(torch.Tensor, name)
+
+        def counted(t, *a, _name=name, _original=original, **k):
+            reads[_name] += 1
+            return _original(t, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    trainer = make_trainer(tmp_path, aug="adv", recipe={**RECIPE, "epochs": 2, "snapshot_every": 0})
+    trainer.run(x, y)
+    assert reads == {"item": 0, "tolist": 2}  # 4 steps per epoch, 2 epochs
+    assert [sorted(r) for r in trainer.history] == [["acc", "epoch", "loss", "lr", "seconds"]] * 2
+    assert all(0 <= r["acc"] <= 1 and math.isfinite(r["loss"]) for r in trainer.history)
+
+
+def test_a_non_finite_loss_stops_training_at_the_end_of_its_epoch_naming_the_step(tmp_path):
+    x, y = toy_data()
+    trainer = make_trainer(tmp_path, aug="none", recipe={**RECIPE, "epochs": 2, "snapshot_every": 0})
+    real_loss = trainer.objective.loss
+    calls = []
+
+    def loss(*a):
+        value, metrics = real_loss(*a)
+        calls.append(1)
+        return (value * float("nan") if len(calls) == 7 else value), metrics
+
+    trainer.objective.loss = loss
+    with pytest.raises(FloatingPointError, match="epoch 2, step 2"):
+        trainer.run(x, y)
+    assert trainer.epoch == 1 and torch.load(trainer.checkpoint, weights_only=True)["epoch"] == 1

@@ -293,6 +293,8 @@ def pooled_scores(
                 **dict(zip(keys, key)),
                 "n_participants": mat.shape[0],
                 "n_items": mat.shape[1],
+                # the targets of the scored (converged) IRIs: models are compared on the same ones only if equal
+                "n_targets": g["item"].str.rsplit("#", n=1).str[1].nunique(),
                 "n_answers": len(g),
                 "chance": float(g["chance"].mean()),
                 "prop_correct": mean,
@@ -301,7 +303,18 @@ def pooled_scores(
             }
         )
     return pd.DataFrame(
-        rows, columns=[*keys, "n_participants", "n_items", "n_answers", "chance", "prop_correct", "ci_lo", "ci_hi"]
+        rows,
+        columns=[
+            *keys,
+            "n_participants",
+            "n_items",
+            "n_targets",
+            "n_answers",
+            "chance",
+            "prop_correct",
+            "ci_lo",
+            "ci_hi",
+        ],
     )
 
 

@@ -44,7 +44,7 @@ def check_references(cfg: Mapping[str, Any]) -> list[Problem]:
         problems += check(cfg)
     if any(problem[0][:2] in (["models", "grid"], ["models", "augmentations"]) for problem in problems):
         return problems  # the checks below need the grid's models
-    for check in (_external, _layers, _analysis, _other):
+    for check in (_external, _layers, _analysis, _other, _cuda_only):
         problems += check(cfg)
     return problems
 
@@ -359,6 +359,48 @@ def _other(cfg: Mapping[str, Any]) -> list[Problem]:
                 "is not set, but the run uses the dataset imagefolder; expected the folder of your images "
                 "(one subfolder per class, or train/ and test/ each holding class subfolders)",
                 ["models", "grid"],
+            )
+        )
+    return problems
+
+
+def _cuda_only(cfg: Mapping[str, Any]) -> list[Problem]:
+    """AMP and channels_last act on CUDA only. Under device auto a CPU job
+    ignores them (and logs it); device cpu asks for what they cannot do. The
+    per-example stop freezes each IRI at its kept iterate: it needs keep_best."""
+    settings = [(["models", "train"], cfg["models"]["train"])]
+    settings += [
+        (["models", "objectives", name, "train"], o["train"])
+        for name, o in cfg["models"]["objectives"].items()
+        if "train" in o
+    ]
+    settings.append((["iris"], cfg["iris"]))
+    problems: list[Problem] = []
+    if cfg["device"] == "cpu":
+        for path, block in settings:
+            if block.get("amp", "off") != "off":
+                problems.append(
+                    (
+                        [*path, "amp"],
+                        f"is {block['amp']!r}, but device is 'cpu', which computes in float32 only; "
+                        "expected 'off' (or device: auto/cuda)",
+                    )
+                )
+            if block.get("channels_last"):
+                problems.append(
+                    (
+                        [*path, "channels_last"],
+                        "is true, but device is 'cpu', where it does nothing; expected false (or device: auto/cuda)",
+                    )
+                )
+    iris = cfg["iris"]
+    if iris["stop_every"] and not iris["keep_best"]:
+        problems.append(
+            (
+                ["iris", "stop_every"],
+                f"is {iris['stop_every']}, but iris.keep_best is false: a stopped IRI is frozen at its kept "
+                "(best) iterate; expected 0 or keep_best: true",
+                ["iris", "keep_best"],
             )
         )
     return problems

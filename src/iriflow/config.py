@@ -603,7 +603,19 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
     them from the config when they run; iriflow.runtime)."""
     iris = cfg["iris"]
     spec = iris["loss_defs"][loss]
-    keys = ("steps", "step_size", "step_schedule", "optimizer", "keep_best", "threshold", "seed", "log_every")
+    keys = (
+        "steps",
+        "step_size",
+        "step_schedule",
+        "optimizer",
+        "keep_best",
+        "threshold",
+        "seed",
+        "log_every",
+        "stop_every",
+        "amp",
+        "channels_last",
+    )
     return {
         "loss": loss,
         "loss_spec": spec,

@@ -10,6 +10,7 @@ above the threshold: those are not IRIs and are reported, not scored."""
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -27,12 +28,13 @@ from .io import atomic_path
 from .iriset import IRISet, SetId
 from .losses import relative_distance
 from .metrics import get_metric
-from .optim import optimize
+from .optim import Stop, optimize
 from .registry import Registry
 from .represent import Representation, representation
 from .targets import load_targets
 from .viz import image_grid, save_png
 
+log = logging.getLogger(__name__)
 SEEDS = Registry("seed type")
 IRI_LOSSES = Registry("IRI loss")
 
@@ -122,6 +124,7 @@ class ExampleStreams:
     def __init__(self, seed: int, keys: Tensor, block: int = 256):
         self.seed, self.keys, self.gens = seed, keys.tolist(), None
         self.block, self.buf, self.pos = block, None, 0
+        self.rows: Tensor | None = None  # the active examples (LossContext.narrow); all are drawn
 
     def rand(self, k: int) -> Tensor:
         if self.gens is None:
@@ -130,7 +133,8 @@ class ExampleStreams:
             self.buf = torch.stack([torch.rand(self.block, k, generator=g) for g in self.gens], 1)  # [block, N, k]
             self.pos = 0
         self.pos += 1
-        return self.buf[self.pos - 1]
+        u = self.buf[self.pos - 1]
+        return u if self.rows is None else u[self.rows.cpu()]
 
 
 def example_keys(seed_type: str, n: int) -> Tensor:
@@ -148,6 +152,26 @@ class LossContext:
     metric: str  # name of D (iriflow.metrics)
     streams: ExampleStreams  # per-example random transformations
     groups: Tensor | None = None  # [N] set of each example: batch statistics ('auto' weights) are per group
+
+    rows: Tensor | None = None  # the active examples of the whole batch (narrow)
+
+    def __post_init__(self):
+        self._whole = (self.target_rep, self.targets, self.seeds, self.groups)
+
+    def narrow(self, rows: Tensor) -> None:
+        """Restrict the per-example tensors to the examples ``rows`` of the
+        whole batch (in place: the losses built on this context follow; a
+        per-example value a loss computed at build goes through ``cut``). The
+        random streams keep drawing for every example, so each example's
+        draws are those of the whole batch."""
+        self.rows = self.streams.rows = rows
+        whole_rep, whole_targets, whole_seeds, whole_groups = self._whole
+        self.target_rep, self.targets, self.seeds = whole_rep[rows], whole_targets[rows], whole_seeds[rows]
+        self.groups = None if whole_groups is None else whole_groups[rows.to(whole_groups.device)]
+
+    def cut(self, v: float | Tensor) -> float | Tensor:
+        """A per-example value of the whole batch, restricted to the active examples."""
+        return v[self.rows] if isinstance(v, Tensor) and v.ndim and self.rows is not None else v
 
     def l_rep(self, x: Tensor) -> Tensor:
         return relative_distance(self.rep(x), self.target_rep)
@@ -249,7 +273,7 @@ def adversarial(ctx: LossContext, lam: float | str = 10.0, metric: str | None = 
     d = get_metric(metric or ctx.metric)
     with torch.no_grad():
         weight = _lambda(ctx, lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
-    return lambda x: ctx.l_rep(x) - weight * d(x, ctx.targets)
+    return lambda x: ctx.l_rep(x) - ctx.cut(weight) * d(x, ctx.targets)
 
 
 @IRI_LOSSES.register("adversarial-seed")
@@ -258,7 +282,7 @@ def adversarial_seed(ctx: LossContext, lam: float | str = 10.0, metric: str | No
     d = get_metric(metric or ctx.metric)
     with torch.no_grad():
         weight = _lambda(ctx, lam, ctx.l_rep(ctx.seeds), d(ctx.seeds, ctx.targets))
-    return lambda x: ctx.l_rep(x) + weight * d(x, ctx.seeds)
+    return lambda x: ctx.l_rep(x) + ctx.cut(weight) * d(x, ctx.seeds)
 
 
 def build_loss(spec: Mapping[str, Any], ctx: LossContext) -> LossFn:
@@ -301,6 +325,8 @@ def generate(
     metric: str = "ssim",
     seed: int = 0,
     log_every: int = 100,
+    stop_every: int = 0,
+    amp: str = "off",
     on_log: Callable[[int, float], None] | None = None,
     keys: Tensor | None = None,
     groups: Tensor | None = None,
@@ -309,13 +335,30 @@ def generate(
     representations. Each example's update depends on no other example: its
     random transformations come from its own stream (keys: example
     identities, default their positions; ExampleStreams) and batch
-    statistics are taken per IRI set (groups, default one set)."""
+    statistics are taken per IRI set (groups, default one set).
+
+    stop_every > 0 (needs keep_best): every this many steps, IRIs whose kept
+    iterate is below ``threshold`` are frozen and leave the batch (the others'
+    paths do not change: each example's loss is its own). amp 'bf16' runs the
+    loss under bfloat16 autocast on CUDA (ignored on the CPU, which stays float32)."""
     streams = ExampleStreams(seed, torch.arange(len(targets)) if keys is None else keys)
     with torch.no_grad():
         target_rep = rep(targets).detach()
     ctx = LossContext(rep, target_rep, targets, seeds, metric, streams, groups)
-    loss_fn = build_loss(loss_spec, ctx)
+    loss_fn = _autocast_loss(build_loss(loss_spec, ctx), amp, targets.device)
     rule = {"normalized": "l2", "adam": "adam"}[optimizer]
+    stop = None
+    if stop_every:
+
+        @torch.no_grad()
+        def done(x: Tensor, active: Tensor) -> Tensor:
+            return ctx.l_rep(x) < threshold  # ctx holds the rows of ``active``
+
+        def narrow(active: Tensor) -> LossFn:
+            ctx.narrow(active)
+            return loss_fn
+
+        stop = Stop(stop_every, done, narrow)
     result = optimize(
         loss_fn,
         seeds,
@@ -325,10 +368,24 @@ def generate(
         keep_best=keep_best,
         log_every=log_every,
         on_log=on_log,
+        stop=stop,
     )
+    ctx.narrow(torch.arange(len(targets), device=targets.device))
     with torch.no_grad():
         rel = ctx.l_rep(result.x)
     return IRIResult(result.x, rel, result.loss, rel < threshold, result.history)
+
+
+def _autocast_loss(loss_fn: LossFn, amp: str, device: torch.device) -> LossFn:
+    """The loss under bfloat16 autocast on CUDA (amp 'bf16'), returned in float32."""
+    if amp == "off" or device.type != "cuda":
+        return loss_fn
+
+    def loss(x: Tensor) -> Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return loss_fn(x).float()
+
+    return loss
 
 
 def pool_without(x: Tensor, y: Tensor, exclude: Tensor) -> tuple[Tensor, Tensor]:
@@ -417,9 +474,14 @@ def run_job(
     batch, so a set's IRIs are those of a job with that set alone. Returns
     one IRIResult per set (on the CPU) and the job's loss curve as (batch,
     step, mean loss of the batch); on_log(batch, step, mean loss) reports progress."""
+    device = torch.device(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    rep = representation(model, layer, fake_relu=True)
+    ignored = [k for k, off in (("amp", "off"), ("channels_last", False)) if s[k] != off]
+    if ignored and device.type != "cuda":
+        log.warning("%s: CUDA only, ignored on %s (float32, contiguous)", ", ".join(ignored), device.type)
+    fmt = torch.channels_last if s["channels_last"] and device.type == "cuda" else torch.contiguous_format
+    rep = representation(model.to(memory_format=fmt), layer, fake_relu=True)
     targets = torch.cat([j.targets for j in sets])
     seeds = torch.cat([j.seeds for j in sets])
     keys = torch.cat([example_keys(j.seed_type, len(j.targets)) for j in sets])
@@ -428,8 +490,8 @@ def run_job(
     for b, part in enumerate(batches):
         result = generate(
             rep,
-            targets[part].to(device),
-            seeds[part].to(device),
+            targets[part].to(device, memory_format=fmt),
+            seeds[part].to(device, memory_format=fmt),
             s["loss_spec"],
             steps=s["steps"],
             step_size=s["step_size"],
@@ -440,6 +502,8 @@ def run_job(
             metric=s["metric"],
             seed=s["seed"],
             log_every=s["log_every"],
+            stop_every=s["stop_every"],
+            amp=s["amp"],
             on_log=None if on_log is None else (lambda step, loss, b=b: on_log(b, step, loss)),
             keys=keys[part],
             groups=groups[part].to(device),
@@ -472,16 +536,30 @@ def job_set(set_id: SetId, inputs: JobInputs, result: IRIResult, s: Mapping[str,
     )
 
 
+def perceptual_distances(iri_set: IRISet, metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per IRI, each metric's distance (iriflow.metrics) to its seed and to
+    its target: columns ``<metric>_to_seed`` and ``<metric>_to_target``."""
+    iris, seeds, targets = (torch.from_numpy(a) for a in (iri_set.iris, iri_set.seeds, iri_set.targets))
+    out = {}
+    with torch.no_grad():
+        for name in metrics:
+            d = get_metric(name)
+            out[f"{name}_to_seed"] = d(iris, seeds).numpy()
+            out[f"{name}_to_target"] = d(iris, targets).numpy()
+    return out
+
+
 def save_curve(history: list[tuple[int, int, float]], path) -> None:
     """A job's loss curve (run_job) as CSV: batch, step, mean_loss."""
     with atomic_path(path) as tmp:
         pd.DataFrame(history, columns=["batch", "step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
 
 
-def save_job(iri_set: IRISet, *, iris, table, grid) -> None:
+def save_job(iri_set: IRISet, *, iris, table, grid, distances: Sequence[str] = ()) -> None:
     """The files of one IRI set of a job: ``iris`` (the IRI set,
-    iriflow.iriset), ``table`` (CSV per IRI) and ``grid`` (PNG rows seed |
-    IRI | target)."""
+    iriflow.iriset), ``table`` (CSV per IRI, with the perceptual
+    ``distances`` of each IRI to its seed and target) and ``grid`` (PNG rows
+    seed | IRI | target)."""
     iri_set.save(iris)
     with atomic_path(table) as tmp:
         pd.DataFrame(
@@ -492,6 +570,7 @@ def save_job(iri_set: IRISet, *, iris, table, grid) -> None:
                 "rel_dist": iri_set.rel_dist,
                 "loss": iri_set.loss,
                 "converged": iri_set.converged,
+                **perceptual_distances(iri_set, distances),
             }
         ).to_csv(tmp, index=False, float_format="%.6g")
     save_png(

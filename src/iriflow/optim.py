@@ -39,11 +39,20 @@ _TINY = 1e-12
 @dataclass
 class OptimResult:
     """Final (or, with keep_best, each example's best) images and losses, both
-    detached, and the mean-loss curve as (step, mean loss) pairs."""
+    detached, and the mean-loss curve as (step, mean loss) pairs (``history``:
+    means still on the device are read when it is first asked for, in one go)."""
 
     x: Tensor
     loss: Tensor | None
-    history: list[tuple[int, float]] = field(default_factory=list)
+    recorded: list[tuple[int, Tensor | float]] = field(default_factory=list)
+
+    @property
+    def history(self) -> list[tuple[int, float]]:
+        pending = [m for _, m in self.recorded if isinstance(m, Tensor)]
+        if pending:
+            means = iter(torch.stack(pending).tolist())
+            self.recorded = [(s, next(means) if isinstance(m, Tensor) else m) for s, m in self.recorded]
+        return list(self.recorded)
 
 
 def _per_example_norm(t: Tensor) -> Tensor:
@@ -86,6 +95,9 @@ class NormalizedStep:
     def __init__(self, x0: Tensor, step_size: float):
         self.step_size = step_size
 
+    def narrow(self, keep: Tensor) -> None:
+        """Keep the state of the examples ``keep`` only (none to keep here)."""
+
     def __call__(self, x: Tensor, g: Tensor) -> Tensor:
         return x - self.step_size * g / _per_example_norm(g).clamp_min(_TINY)
 
@@ -98,6 +110,9 @@ class SignStep:
 
     def __init__(self, x0: Tensor, step_size: float):
         self.step_size = step_size
+
+    def narrow(self, keep: Tensor) -> None:
+        pass
 
     def __call__(self, x: Tensor, g: Tensor) -> Tensor:
         return x - self.step_size * g.sign()
@@ -115,6 +130,9 @@ class AdamStep:
         self.v = torch.zeros_like(x0)
         self.t = 0
 
+    def narrow(self, keep: Tensor) -> None:
+        self.m, self.v = self.m[keep], self.v[keep]
+
     def __call__(self, x: Tensor, g: Tensor) -> Tensor:
         b1, b2 = self.betas
         self.t += 1
@@ -123,6 +141,22 @@ class AdamStep:
         m_hat = self.m / (1 - b1**self.t)
         v_hat = self.v / (1 - b2**self.t)
         return x - self.step_size * m_hat / (v_hat.sqrt() + self.eps)
+
+
+@dataclass
+class Stop:
+    """Per-example early stop of ``optimize``: every ``every`` steps, ``done(x,
+    active)`` says (a bool per example, on the device) which of the ``active``
+    examples (their indices in the whole batch) are finished, judged on their
+    kept iterates ``x``. Finished examples are frozen at their kept iterate and
+    leave the batch, so they cost nothing more; ``narrow(active)`` returns the
+    loss function of the remaining examples (a loss_fn closes over per-example
+    data such as targets). Each example's update must not depend on the other
+    examples of the batch, or leaving would change the others' paths."""
+
+    every: int
+    done: Callable[[Tensor, Tensor], Tensor]
+    narrow: Callable[[Tensor], LossFn]
 
 
 def optimize(
@@ -140,6 +174,7 @@ def optimize(
     log_every: int | None = None,
     evaluate_last: bool = True,
     on_log: Callable[[int, float], None] | None = None,
+    stop: Stop | None = None,
 ) -> OptimResult:
     """Run ``steps`` steps of ``rule`` on ``loss_fn`` from ``x0`` (in [0, 1]).
     ``step_size`` is a number or a schedule step -> size.
@@ -152,10 +187,19 @@ def optimize(
     evaluate_last=False (only without keep_best) skips the forward pass on
     the final iterate, whose loss is then None: adversarial training needs
     only the point. on_log(step, mean_loss) is called for every recorded
-    point (progress reporting).
+    point (progress reporting). stop (needs keep_best): freeze examples once
+    finished (``Stop``); the logged mean then counts a frozen example with
+    its kept loss.
+
+    The loop never waits for the device between steps: the recorded means
+    stay on the device until the end, unless on_log asks for them (one read
+    per recorded step), and a Stop check reads one flag per example every
+    ``stop.every`` steps.
     """
     if not evaluate_last and keep_best:
         raise ValueError("keep_best needs the loss of every iterate (evaluate_last=True)")
+    if stop is not None and not keep_best:
+        raise ValueError("stop freezes each example at its kept iterate: it needs keep_best")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     x0 = x0.detach()
@@ -169,12 +213,17 @@ def optimize(
         device = generator.device if generator is not None else x0.device
         x = (x0 + sample(x0.shape, eps, generator, device).to(x0)).clamp(0, 1)
     sign = -1.0 if maximize else 1.0
-    best_x, best_obj = x.clone(), torch.full((x0.shape[0],), math.inf, device=x0.device)
-    history: list[tuple[int, float]] = []
+    n = x0.shape[0]
+    best_x, best_obj = x.clone(), torch.full((n,), math.inf, device=x0.device)
+    # with stop: the whole batch's kept iterates and losses; x, x0 and the best_* hold the active rows
+    active = torch.arange(n, device=x0.device)
+    all_x, all_obj = (best_x.clone(), best_obj.clone()) if stop is not None else (None, None)
+    recorded: list[tuple[int, Tensor | float]] = []
+    loss = None
     for step in range(steps + 1):
         last = step == steps
         if last and not evaluate_last:
-            return OptimResult(x, None, history)
+            return OptimResult(x, None, recorded)
         x.requires_grad_(not last)
         with torch.set_grad_enabled(not last):
             loss = loss_fn(x)
@@ -184,11 +233,27 @@ def optimize(
         if keep_best:
             better = obj < best_obj
             best_obj = torch.where(better, obj, best_obj)
-            best_x[better] = x[better]
+            best_x = torch.where(better.view(-1, *([1] * (x.dim() - 1))), x, best_x)
         if step == 0 or last or (log_every and step % log_every == 0):
-            history.append((step, loss.mean().item()))
+            mean = loss.mean() if stop is None else _mean_with_frozen(loss, sign * all_obj, active)
+            recorded.append((step, mean.item() if on_log else mean))
             if on_log:
-                on_log(*history[-1])
+                on_log(*recorded[-1])
+        if stop is not None and (last or (step and step % stop.every == 0)):
+            all_x[active], all_obj[active] = best_x, best_obj
+            if last:
+                break
+            keep = (~stop.done(best_x, active)).nonzero().squeeze(1)  # the one read of a check
+            if len(keep) < len(active):
+                if len(keep) == 0:  # every example finished: the curve ends with their kept losses
+                    final = (sign * all_obj).mean()
+                    recorded.append((steps, final.item() if on_log else final))
+                    if on_log:
+                        on_log(*recorded[-1])
+                    break
+                active, x, x0, best_x, best_obj, grad = (t[keep] for t in (active, x, x0, best_x, best_obj, grad))
+                step_rule.narrow(keep)
+                loss_fn = stop.narrow(active)
         if not last:
             if schedule:
                 step_rule.step_size = schedule(step)
@@ -196,9 +261,17 @@ def optimize(
             if math.isfinite(eps):
                 x = x0 + project(x - x0, eps)
             x = x.clamp(0, 1)
+    if stop is not None:
+        return OptimResult(all_x, sign * all_obj, recorded)
     if keep_best:
-        return OptimResult(best_x, sign * best_obj, history)
-    return OptimResult(x, loss, history)
+        return OptimResult(best_x, sign * best_obj, recorded)
+    return OptimResult(x, loss, recorded)
+
+
+def _mean_with_frozen(loss: Tensor, all_loss: Tensor, active: Tensor) -> Tensor:
+    """Mean over the whole batch of the active examples' current losses and
+    the frozen ones' kept losses."""
+    return all_loss.index_put((active,), loss).mean()
 
 
 def pgd(

@@ -63,12 +63,14 @@ class Objective(nn.Module):
 
     def loss(
         self, model: nn.Module, x: Tensor, y: Tensor, aug: Augmentation, gen: torch.Generator
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The batch's loss and named 0-d metric tensors (kept on the device:
+        the epoch loop averages them and reads them once per epoch)."""
         raise NotImplementedError
 
 
-def _accuracy(logits: Tensor, y: Tensor) -> float:
-    return (logits.argmax(1) == y).float().mean().item()
+def _accuracy(logits: Tensor, y: Tensor) -> Tensor:
+    return (logits.detach().argmax(1) == y).float().mean()
 
 
 @OBJECTIVES.register("ce")
@@ -312,8 +314,12 @@ class Trainer:
         amp = recipe.get("amp", "off")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16" and device.type == "cuda")
-        if recipe.get("channels_last") and device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
+        cuda = device.type == "cuda"
+        self.memory_format = torch.channels_last if recipe.get("channels_last") and cuda else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        ignored = [k for k, off in (("amp", "off"), ("channels_last", False)) if recipe.get(k, off) != off]
+        if ignored and not cuda:
+            log.warning("%s: CUDA only, ignored on %s (float32, contiguous)", ", ".join(ignored), device.type)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -396,30 +402,38 @@ class Trainer:
             order = torch.randperm(n, generator=gen)
             self.model.train()
             self.objective.train()
-            sums: dict[str, float] = {}
+            losses = torch.empty(steps_per_epoch, dtype=torch.float64, device=self.device)
+            sums: dict[str, Tensor] = {}
             for i in range(steps_per_epoch):  # drop the last incomplete batch
                 factor = lr_factor(self.recipe["schedule"], self.epoch + i / steps_per_epoch, epochs)
                 for g, base in zip(self.opt.param_groups, self.base_lrs):
                     g["lr"] = base * factor
                 idx = order[i * bs : (i + 1) * bs]
-                xb = x[idx].to(self.device, non_blocking=True)
+                xb = x[idx].to(self.device, non_blocking=True, memory_format=self.memory_format)
                 yb = y[idx].to(self.device, non_blocking=True)
                 with self._autocast():
                     loss, metrics = self.objective.loss(self.model, xb, yb, self.aug, gen)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {i}")
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.opt)
                 self.scaler.update()
-                for k, v in {"loss": loss.item(), **metrics}.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                losses[i] = loss.detach()
+                for k, v in metrics.items():  # float64 sums in step order, as Python floats would be
+                    sums[k] = sums.get(k, 0.0) + v.detach().double()
+            # the epoch's one read of the device: every loss and metric at once
+            bad = (~torch.isfinite(losses)).nonzero()
+            if len(bad):
+                i = int(bad[0])
+                raise FloatingPointError(f"loss became {losses[i].item()} at epoch {self.epoch + 1}, step {i}")
+            means = dict(
+                zip(["loss", *sums], torch.stack([losses.sum(), *sums.values()]).div(steps_per_epoch).tolist())
+            )
             self.epoch += 1
             done_here += 1
             row = {
                 "epoch": self.epoch,
                 "lr": self.opt.param_groups[0]["lr"],
-                **{k: v / steps_per_epoch for k, v in sums.items()},
+                **means,
                 "seconds": time.perf_counter() - start,
             }
             self.history.append(row)
