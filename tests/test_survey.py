@@ -960,10 +960,11 @@ def test_default_design_lists(design):
     # every list has about the same mix of kinds (the image rule costs some evenness)
     assert (kinds.max() - kinds.min() <= 3).all() and (kinds.std() < 1).all()
     by_set = key.loc[key["kind"] != "catch"].groupby(["list", "set_id"]).size().unstack(fill_value=0)
-    assert (by_set.max() - by_set.min() <= 3).all()  # and of IRI sets
+    assert (by_set.max() - by_set.min() <= 4).all()  # and of IRI sets
     appearances = check_image_rule(payloads)
     # correct position per kind: each place equally often
-    positions = key.groupby(["kind", "alternative"])["correct_shown"].agg(lambda c: np.bincount(c) / len(c))
+    judged = key.loc[key["kind"] != "catch"]  # one catch screen per list: its place is drawn
+    positions = judged.groupby(["kind", "alternative"])["correct_shown"].agg(lambda c: np.bincount(c) / len(c))
     for (kind, alt), share in positions.items():
         assert np.abs(share - 1 / len(share)).max() < 0.02, (kind, alt, share)
     print(
