@@ -445,7 +445,7 @@ def build_survey(
             order = orders[number][r]
             query, options = shown[r]
 
-            def alias(name: str) -> str:
+            def alias(name: str, token: str = token) -> str:
                 """The image's name in this list (module docstring)."""
                 site_name = _digest(salt, "image", token, name)[:HASH_CHARS] + ".png"
                 aliases[site_name] = name
