@@ -66,7 +66,7 @@ PACKAGE = ROOT / "survey"  # package.json and package-lock.json of the survey pa
 N = 6
 LABELS = np.array([0, 1, 2, 0, 1, 2])
 CONVERGED = {SETS[0]: np.ones(N, bool), SETS[1]: np.array([1, 1, 1, 1, 1, 0], bool)}
-SURVEY = {"trials_per_participant": 8, "catch_per_participant": 2, "seed": 0}
+SURVEY = {"trials_per_participant": 8, "catch_per_participant": 1, "seed": 0}
 SMALL = {
     "models": {
         "grid": [
@@ -287,8 +287,8 @@ def test_lists_of_the_export(fake):
     trials, key = fake["trials"], fake["key"]
     sizes = key.groupby("list").size()
     assert (sizes <= SURVEY["trials_per_participant"]).all() and sizes.max() - sizes.min() <= 1
-    assert (key.loc[key["kind"] == "catch"].groupby("list").size() == 2).all()
-    assert key["list"].nunique() == len(fake["links"]) >= -(-(trials["kind"] != "catch").sum() // 6)
+    assert (key.loc[key["kind"] == "catch"].groupby("list").size() == 1).all()
+    assert key["list"].nunique() == len(fake["links"]) >= -(-(trials["kind"] != "catch").sum() // 7)
     check_image_rule(fake["lists"])
 
 
@@ -567,7 +567,7 @@ def test_survey_records_what_was_shown_and_clicked(fake, taken):
             assert screens[r.trial_id]["query"] == query and screens[r.trial_id]["options"] == options
             assert r.response == clicked
         n_catch = (key.set_index("trial").loc[list(screens), "kind"] == "catch").sum()
-        assert n_catch == 2 == sum(q in o for q, o, _ in got["screens"])  # catch screens recognisable
+        assert n_catch == 1 == sum(q in o for q, o, _ in got["screens"])  # catch screens recognisable
         # the page asked for its own list file and no other
         lists = [u for u in got["requests"] if "/lists/" in u]
         assert [u.rsplit("/", 1)[1] for u in lists] == [f"{token}.js"]

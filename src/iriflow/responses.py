@@ -118,14 +118,16 @@ def _empty(path: str | os.PathLike, columns: Iterable[str]) -> ResponseError:
 # --- parsing cells (all importers funnel through here) -------------------------
 
 
-def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+def _parse(
+    path: str | os.PathLike, cells: pd.DataFrame, sources: list[str], optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Turn string cells (participant, set_id, trial_id, response, rt_ms;
     missing values as "") into typed raw responses, or raise naming every bad
-    cell."""
+    cell; ``optional`` id columns may be empty."""
     cells = cells.astype(str).apply(lambda s: s.str.strip())
     src = pd.Series(sources, index=cells.index)
     problems: list[str] = []
-    for col in ID_COLUMNS:
+    for col in (c for c in ID_COLUMNS if c not in optional):
         for i in cells.index[cells[col] == ""]:
             problems.append(_problem(path, src[i], col, "missing value", "a non-empty string"))
     for col in ID_COLUMNS:
@@ -313,7 +315,9 @@ def _jspsych_cells(path: str | os.PathLike, cells: pd.DataFrame, sources: list[s
     cells["rt_ms"] = cells["rt"] if "rt" in cells else ""
     if "set_id" not in cells:
         cells["set_id"] = ""
-    return _parse(path, cells[list(GENERIC_COLUMNS) + ["rt_ms"]], [s for s, k in zip(sources, keep) if k])
+    return _parse(
+        path, cells[list(GENERIC_COLUMNS) + ["rt_ms"]], [s for s, k in zip(sources, keep) if k], optional=("set_id",)
+    )
 
 
 def read_jspsych_csv(path: str | os.PathLike) -> pd.DataFrame:
@@ -413,7 +417,7 @@ def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
             )
         )
     cells = pd.DataFrame(rows, columns=list(fields), dtype=object).rename(columns={"rt": "rt_ms"})
-    return _parse(path, cells, sources)
+    return _parse(path, cells, sources, optional=("set_id",))
 
 
 # --- dispatch and validation ---------------------------------------------------
@@ -550,10 +554,10 @@ def load_response_files(
     files is an error naming both; so is a file listed twice."""
     parts, seen = [], {}
     for path in paths:
-        key = os.path.realpath(path)
-        if key in seen:
-            raise ResponseError(f"{path}: listed twice (also as {seen[key]}); expected each file once")
-        seen[key] = path
+        real = os.path.realpath(path)
+        if real in seen:
+            raise ResponseError(f"{path}: listed twice (also as {seen[real]}); expected each file once")
+        seen[real] = path
         r = load_responses(path, trials, key)
         r["_file"] = str(path)
         parts.append(r)

@@ -223,7 +223,7 @@ def make_lists(
             dealt, left = _deal(trials, claims, main, catch, n_catch, per_list, condition, kind_alt, n, rng)
             if not len(left) or n >= len(main):
                 break
-            n = min(len(main), max(n + 1, math.ceil(n * len(main) / (len(main) - len(left)))))
+            n = min(len(main), max(n + 1, math.ceil(n * len(main) / max(1, len(main) - len(left)))))
         if len(left) == len(main):
             raise SurveyError(
                 f"cannot deal the trials into lists that show every image in at most {REPEATS} trials "
