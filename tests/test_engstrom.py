@@ -393,7 +393,7 @@ def test_survey_shows_feature_trials_with_their_question(tmp_path):
     trials = pd.concat([feature_trials(s, seed=0), set_trials(iri, JUDGMENTS)], ignore_index=True)
     sets = {str(s.id): s, str(iri.id): iri}
     settings = {"image_px": 96, "title": "t", "consent": [], "post_url": "", "seed": 0}
-    settings |= {"trials_per_participant": 30, "catch_per_participant": 2}
+    settings |= {"trials_per_participant": 30, "catch_per_participant": 1}
     export_survey(
         trials, lambda set_id: sets[set_id].images(), tmp_path / "survey", settings, package_dir=ROOT / "survey"
     )

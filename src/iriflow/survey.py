@@ -709,7 +709,8 @@ def read_embedded_data(index_html: str | os.PathLike) -> dict[str, Any]:
 
 def read_key(path: str | os.PathLike) -> pd.DataFrame:
     """A survey's key.csv (KEY_COLUMNS)."""
-    key = pd.read_csv(path, keep_default_na=False, dtype={"list_token": str, "trial": str, "shown_order": str})
+    text = ("survey_id", "list_token", "trial", "set_id", "trial_id", "kind", "alternative", "shown_order")
+    key = pd.read_csv(path, keep_default_na=False, dtype=dict.fromkeys(text, str))
     missing = [c for c in KEY_COLUMNS if c not in key.columns]
     if missing:
         raise SurveyError(f"{path}: not a survey key file (missing columns {missing})")
