@@ -61,7 +61,9 @@ rule simulate_judgments:
 # a bad file stops the run here, and score_alignment's outputs of an earlier
 # run stay as they are (Snakemake deletes only a failed job's outputs).
 # The survey's key file: what each screen of the survey's own response files was.
-SURVEY_KEY = [config["judgments"]["observers"]["real"]["key"]] if config["judgments"]["observers"]["real"]["key"] else []
+SURVEY_KEY = (
+    [config["judgments"]["observers"]["real"]["key"]] if config["judgments"]["observers"]["real"]["key"] else []
+)
 
 
 rule check_responses:
