@@ -68,10 +68,17 @@ rule simulate_judgments:
 # usual case: the survey is made from them); when they are made in this run,
 # a bad file stops the run here, and score_alignment's outputs of an earlier
 # run stay as they are (Snakemake deletes only a failed job's outputs).
+# The survey's key file: what each screen of the survey's own response files was.
+SURVEY_KEY = (
+    [config["judgments"]["observers"]["real"]["key"]] if config["judgments"]["observers"]["real"]["key"] else []
+)
+
+
 rule check_responses:
     input:
         trials=TRIALS_TABLES,
         real=config["judgments"]["observers"]["real"]["responses"],
+        key=SURVEY_KEY,
     output:
         checked=f"{R}/judgments/real_responses.json",
     log:
@@ -91,6 +98,7 @@ rule score_alignment:
         trials=TRIALS_TABLES,
         responses=expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
         real=config["judgments"]["observers"]["real"]["responses"],
+        key=SURVEY_KEY,
         checked=(rules.check_responses.output.checked if config["judgments"]["observers"]["real"]["responses"] else []),
     output:
         alignment=f"{R}/judgments/alignment.csv",

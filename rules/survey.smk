@@ -1,6 +1,8 @@
-# Stage 4b: the browser survey, a self-contained folder to host or open from
-# file:// (see README, "Browser survey"). Not part of `all`: it needs npm (the
-# registry, or npm's cache) to fetch the jsPsych builds pinned in survey/.
+# Stage 4b: the browser survey, a self-contained folder (site/) to host or open
+# from file://, and beside it the key (screen -> trial, condition, answer) and
+# the participants' links (see README, "Browser survey"). Not part of `all`: it
+# needs npm (the registry, or npm's cache) to fetch the jsPsych builds pinned
+# in survey/.
 
 SURVEY_SRC = os.path.join(workflow.basedir, "survey")
 
@@ -17,7 +19,9 @@ rule export_survey:
             name=["package-lock.json", "src/index.html", "src/survey.js", "src/survey.css"],
         ),
     output:
-        survey=directory(f"{R}/survey"),
+        survey=directory(f"{R}/survey/site"),
+        key=f"{R}/survey/key.csv",
+        links=f"{R}/survey/links.csv",
     log:
         f"{R}/logs/survey/export_survey.log",
     conda:
@@ -35,3 +39,4 @@ rule export_survey:
 rule survey:
     input:
         rules.export_survey.output.survey,
+        rules.export_survey.output.key,

@@ -11,12 +11,14 @@ import pandas as pd
 from iriflow.io import write_json
 from iriflow.responses import ResponseError, load_responses
 from iriflow.runtime import RuleContext
+from iriflow.survey import read_key
 
 ctx = RuleContext(snakemake)
 trials = pd.concat([pd.read_csv(p, keep_default_na=False) for p in snakemake.input.trials], ignore_index=True)
 files = list(snakemake.input.real)
+key = read_key(snakemake.input.key[0]) if snakemake.input.key else None
 try:
-    checked = {path: load_responses(path, trials) for path in files}
+    checked = {path: load_responses(path, trials, key) for path in files}
 except ResponseError as err:
     ctx.log.error("a response file does not fit the trials tables; nothing was scored:\n%s", err)
     sys.exit(1)

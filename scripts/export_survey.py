@@ -1,5 +1,6 @@
 """Rule export_survey: the trials of every IRI set as a self-contained
-browser survey (jsPsych) in one folder; see iriflow.survey."""
+browser survey (jsPsych) in a folder to host, with its key file and the
+participants' links beside it; see iriflow.survey."""
 
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ try:
     export_survey(
         trials,
         load_set,
-        snakemake.output.survey,
+        Path(snakemake.output.key).parent,
         snakemake.params.survey,
         package_dir=Path(snakemake.input.package).parent,
         log=ctx.log,

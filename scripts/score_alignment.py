@@ -17,14 +17,16 @@ from iriflow.analysis import alignment_scores, screen_catch
 from iriflow.io import atomic_path, write_json
 from iriflow.responses import ResponseError, as_responses, load_response_files
 from iriflow.runtime import RuleContext
+from iriflow.survey import read_key
 
 ctx = RuleContext(snakemake)
 boot = snakemake.params.bootstrap
 trials = pd.concat([pd.read_csv(p, keep_default_na=False) for p in snakemake.input.trials], ignore_index=True)
 simulated = as_responses(pd.concat([pd.read_csv(p) for p in snakemake.input.responses], ignore_index=True))
 real_files = list(snakemake.input.real)
+key = read_key(snakemake.input.key[0]) if snakemake.input.key else None
 try:
-    real = load_response_files(real_files, trials)
+    real = load_response_files(real_files, trials, key)
 except ResponseError as err:
     ctx.log.error("cannot import real responses; nothing was written:\n%s", err)
     sys.exit(1)

@@ -119,7 +119,7 @@ BAD_CONFIGS = [
     ),
     (
         "catch == trials",
-        "survey: {trials_per_participant: 6}",
+        "survey: {trials_per_participant: 6, catch_per_participant: 6}",
         ["survey.catch_per_participant: 6 catch trials fill all 6 screens", "expected at most 5"],
     ),
     (

@@ -45,7 +45,7 @@ from iriflow.losses import relative_distance
 from iriflow.represent import extract, representation
 from iriflow.responses import ResponseError, load_responses
 from iriflow.stats import analyse
-from iriflow.survey import QUESTIONS, export_survey, png_bytes, read_embedded_data
+from iriflow.survey import QUESTIONS, export_survey, png_bytes, read_key, read_list_script
 
 MODEL_ID = "mnist5k/resnet18-ce-adv_l2-s0"
 
@@ -393,20 +393,28 @@ def test_survey_shows_feature_trials_with_their_question(tmp_path):
     trials = pd.concat([feature_trials(s, seed=0), set_trials(iri, JUDGMENTS)], ignore_index=True)
     sets = {str(s.id): s, str(iri.id): iri}
     settings = {"image_px": 96, "title": "t", "consent": [], "post_url": "", "seed": 0}
-    settings |= {"trials_per_participant": 30, "catch_per_participant": 2}
+    settings |= {"trials_per_participant": 30, "catch_per_participant": 1}
     export_survey(
         trials, lambda set_id: sets[set_id].images(), tmp_path / "survey", settings, package_dir=ROOT / "survey"
     )
-    data = read_embedded_data(tmp_path / "survey/index.html")
-    assert [r["trial_id"] for r in data["trials"]] == trials["trial_id"].tolist()
-    questions = [r["question"] for r in data["trials"]]
-    assert questions == ["activation" if k == "feature-2afc" else "similar" for k in trials["kind"]]
-    for t, r in zip(trials.itertuples(), data["trials"]):
-        for ref, src in zip([t.query, *t.options.split("|")], [r["query"], *r["options"]]):
+    key = read_key(tmp_path / "survey/key.csv")
+    site = tmp_path / "survey/site"
+    screens = {
+        s["id"]: s for t in key["list_token"].unique() for s in read_list_script(site / f"lists/{t}.js")["trials"]
+    }
+    main = trials.loc[trials["kind"] != "catch", "trial_id"]
+    assert sorted(key.loc[key["kind"] != "catch", "trial_id"]) == sorted(main)
+    table = trials.set_index("trial_id")
+    for row in key.itertuples():
+        t, screen = table.loc[row.trial_id], screens[row.trial]
+        assert screen["question"] == ("activation" if t.kind == "feature-2afc" else "similar")
+        order = [int(o) for o in row.shown_order.split("|")]
+        refs = [t.query] + [t.options.split("|")[o] for o in order]
+        for ref, src in zip(refs, [screen["query"], *screen["options"]]):
             kind, _, i = ref.partition(":")
-            assert (tmp_path / "survey" / src).read_bytes() == png_bytes(sets[t.set_id].images()[kind][int(i)])
-    assert "top" not in json.dumps([r["options"] for r in data["trials"]])  # file names do not tell
-    js = (tmp_path / "survey/survey.js").read_text()
+            assert (site / src).read_bytes() == png_bytes(sets[t.set_id].images()[kind][int(i)])
+    assert "top" not in json.dumps([s["options"] for s in screens.values()])  # file names do not tell
+    js = (site / "survey.js").read_text()
     for question in {*QUESTIONS.values(), "similar"}:
         assert f"    {question}: " in js  # survey.js has a text for every question the export names
 

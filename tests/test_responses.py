@@ -2,6 +2,7 @@ import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iriflow.judgments import build_trials
@@ -255,3 +256,41 @@ def test_several_files(tmp_path, trials):
     bad = write_csv(tmp_path / "bad.csv", GENERIC, [["p3", "S", "nope", 0]])
     with pytest.raises(ResponseError, match=r"bad\.csv: row 1 \(line 2\), column 'trial_id'"):
         load_response_files([a, bad], trials)
+
+
+def test_survey_screens_are_read_through_the_key(trials, tmp_path):
+    """The survey's own file names screens by opaque ids and records the
+    option clicked in the order shown; the key turns both into the trials
+    table's trial and option index."""
+    rows = trials.loc[trials["n_options"] == 2].head(4)
+    key = pd.DataFrame(
+        {
+            "trial": [f"{i:020x}" for i in range(len(rows))],
+            "set_id": rows["set_id"].to_numpy(),
+            "trial_id": rows["trial_id"].to_numpy(),
+            "shown_order": ["1|0", "0|1", "1|0", "0|1"],
+        }
+    )
+    clicked = [0, 0, 1, 1]
+    path = tmp_path / "survey.csv"
+    write_csv(
+        path,
+        ["trial_type", "trial_index", "participant", "list", "trial_id", "response", "rt"],
+        [["html-button-response", i, "p1", "L", t, c, 800] for i, (t, c) in enumerate(zip(key["trial"], clicked))],
+    )
+    got = load_responses(path, trials, key)
+    assert got["trial_id"].tolist() == rows["trial_id"].tolist()
+    assert got["set_id"].tolist() == rows["set_id"].tolist()
+    assert got["response"].tolist() == [1, 0, 0, 1]  # the table's option index of what was clicked
+    assert got["correct"].tolist() == (np.array([1, 0, 0, 1]) == rows["correct"].to_numpy()).tolist()
+    with pytest.raises(
+        ResponseError, match=r"row 1 \(line 2\), column 'trial_id': unknown trial id .*needs the survey's key"
+    ):
+        load_responses(path, trials)
+    write_csv(
+        path,
+        ["trial_type", "trial_index", "participant", "trial_id", "response"],
+        [["html-button-response", 0, "p1", key["trial"].iloc[0], 2]],
+    )
+    with pytest.raises(ResponseError, match=r"column 'response': 2 is out of range"):
+        load_responses(path, trials, key)

@@ -479,10 +479,23 @@ def _response_files(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
     import pandas as pd
 
     from .responses import ResponseError, check_response_file, load_response_files
+    from .survey import SurveyError, read_key
 
     key = ["judgments", "observers", "real", "responses"]
     files = cfg["judgments"]["observers"]["real"]["responses"]
+    key_file = cfg["judgments"]["observers"]["real"]["key"]
     problems: list[Problem] = []
+    survey_key = None
+    if key_file:
+        try:
+            survey_key = read_key(_at(key_file))
+        except (OSError, SurveyError, ValueError) as e:
+            problems.append(
+                (
+                    ["judgments", "observers", "real", "key"],
+                    f"{key_file!r} is not a readable survey key ({e}); expected the key.csv of the survey export",
+                )
+            )
     for i, path in enumerate(files):
         try:
             check_response_file(_at(path))
@@ -493,7 +506,7 @@ def _response_files(cfg: Mapping[str, Any], env: Environment) -> list[Problem]:
         return problems
     trials = pd.concat([pd.read_csv(t, keep_default_na=False) for t in tables], ignore_index=True)
     try:
-        load_response_files([_at(f) for f in files], trials)
+        load_response_files([_at(f) for f in files], trials, survey_key)
     except ResponseError as e:
         problems.append(
             (key, f"{e}\n    (checked against the trials tables {cfg['results']}/judgments/*/*/trials.csv)")

@@ -13,10 +13,17 @@ answer of one participant to one trial of the trials table (iriflow.judgments):
 - ``observer`` (str): ``"real"`` or ``"simulated:<metric>"``.
 
 Importers read jsPsych's data export (CSV or JSON: one row per trial event;
-our survey adds ``participant``, ``set_id``, ``trial_id`` and ``response``
-to every judgment trial, and rows without a ``trial_id`` such as
-instructions or consent are ignored) and a generic CSV with exactly the
-columns participant, set_id, trial_id, response[, rt_ms]. They return the
+our survey adds ``participant``, ``trial_id`` and ``response`` to every
+judgment trial, and rows without a ``trial_id`` such as instructions or
+consent are ignored; ``set_id`` is optional there) and a generic CSV with
+exactly the columns participant, set_id, trial_id, response[, rt_ms].
+
+The survey's screens carry opaque ids and show the options in an order of
+their own; its key file (iriflow.survey.KEY_COLUMNS, written beside the
+hosted folder) maps each screen id to its trial, set and option order.
+``load_responses`` with ``key`` translates such rows into the trials
+table's ids and option indices before checking them; rows that already
+name trials of the table (generic files) pass unchanged. They return the
 raw columns plus ``source``, where each row was in the file ("row 3 (line 4)"
 for CSV: data rows counted from 1 after the header; "index 5" for JSON: the
 array index). ``check_response_file`` checks a file on its own (the
@@ -56,6 +63,7 @@ RESPONSE_DTYPES = {
 }
 ID_COLUMNS = ("participant", "set_id", "trial_id")
 GENERIC_COLUMNS = ("participant", "set_id", "trial_id", "response")
+JSPSYCH_COLUMNS = ("participant", "trial_id", "response")  # set_id: from the key
 GENERIC_OPTIONAL = ("rt_ms",)
 RAW_COLUMNS = ("participant", "set_id", "trial_id", "response", "rt_ms", "source")
 JSPSYCH_MARKERS = ("trial_type", "trial_index", "internal_node_id")
@@ -110,14 +118,16 @@ def _empty(path: str | os.PathLike, columns: Iterable[str]) -> ResponseError:
 # --- parsing cells (all importers funnel through here) -------------------------
 
 
-def _parse(path: str | os.PathLike, cells: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+def _parse(
+    path: str | os.PathLike, cells: pd.DataFrame, sources: list[str], optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Turn string cells (participant, set_id, trial_id, response, rt_ms;
     missing values as "") into typed raw responses, or raise naming every bad
-    cell."""
+    cell; ``optional`` id columns may be empty."""
     cells = cells.astype(str).apply(lambda s: s.str.strip())
     src = pd.Series(sources, index=cells.index)
     problems: list[str] = []
-    for col in ID_COLUMNS:
+    for col in (c for c in ID_COLUMNS if c not in optional):
         for i in cells.index[cells[col] == ""]:
             problems.append(_problem(path, src[i], col, "missing value", "a non-empty string"))
     for col in ID_COLUMNS:
@@ -303,14 +313,18 @@ def _jspsych_cells(path: str | os.PathLike, cells: pd.DataFrame, sources: list[s
         )
     cells = cells.loc[keep].copy()
     cells["rt_ms"] = cells["rt"] if "rt" in cells else ""
-    return _parse(path, cells[list(GENERIC_COLUMNS) + ["rt_ms"]], [s for s, k in zip(sources, keep) if k])
+    if "set_id" not in cells:
+        cells["set_id"] = ""
+    return _parse(
+        path, cells[list(GENERIC_COLUMNS) + ["rt_ms"]], [s for s, k in zip(sources, keep) if k], optional=("set_id",)
+    )
 
 
 def read_jspsych_csv(path: str | os.PathLike) -> pd.DataFrame:
     """jsPsych's CSV export; rows without a trial_id are not judgments and
     are ignored. Returns RAW_COLUMNS."""
-    header, records, sources = _read_csv(path, GENERIC_COLUMNS)
-    _missing_columns(path, header, GENERIC_COLUMNS)
+    header, records, sources = _read_csv(path, JSPSYCH_COLUMNS)
+    _missing_columns(path, header, JSPSYCH_COLUMNS)
     return _jspsych_cells(path, pd.DataFrame(records, columns=header, dtype=object), sources)
 
 
@@ -346,7 +360,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
     """jsPsych's JSON export (an array of trial objects); objects without a
     trial_id are not judgments and are ignored. Returns RAW_COLUMNS."""
-    text = _read_text(path, "a JSON file", GENERIC_COLUMNS)
+    text = _read_text(path, "a JSON file", JSPSYCH_COLUMNS)
     try:
         data = json.loads(text, object_pairs_hook=_pairs)
     except json.JSONDecodeError as e:
@@ -374,10 +388,10 @@ def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
         row = {}
         for key in fields:
             if key not in obj:
-                if key != "rt":
+                if key in JSPSYCH_COLUMNS:
                     problems.append(
                         _problem(
-                            path, where, key, "missing column", f"judgment trials with {', '.join(GENERIC_COLUMNS)}"
+                            path, where, key, "missing column", f"judgment trials with {', '.join(JSPSYCH_COLUMNS)}"
                         )
                     )
                 row[key] = ""
@@ -403,7 +417,7 @@ def read_jspsych_json(path: str | os.PathLike) -> pd.DataFrame:
             )
         )
     cells = pd.DataFrame(rows, columns=list(fields), dtype=object).rename(columns={"rt": "rt_ms"})
-    return _parse(path, cells, sources)
+    return _parse(path, cells, sources, optional=("set_id",))
 
 
 # --- dispatch and validation ---------------------------------------------------
@@ -439,17 +453,50 @@ def check_response_file(path: str | os.PathLike) -> pd.DataFrame:
     return _reader(path)(path)
 
 
-def load_responses(path: str | os.PathLike, trials: pd.DataFrame) -> pd.DataFrame:
+def _translate(path: Path, raw: pd.DataFrame, key: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Survey screens (ids in the key) as the trials table's trial, set and
+    option index; other rows unchanged."""
+    k = key.drop_duplicates("trial").set_index("trial")
+    screen = raw["trial_id"].isin(k.index)
+    raw = raw.copy()
+    problems = []
+    for i in np.flatnonzero(screen.to_numpy()):
+        r = raw.iloc[i]
+        row = k.loc[r.trial_id]
+        if r.set_id not in ("", row.set_id):
+            problems.append(
+                _problem(
+                    path,
+                    r.source,
+                    "set_id",
+                    f"{r.set_id!r} is not the set of screen {r.trial_id!r}",
+                    f"{row.set_id!r} or empty",
+                )
+            )
+        order = [int(o) for o in str(row.shown_order).split("|")]
+        if 0 <= r.response < len(order):  # else left as it is: reported as out of range below
+            raw.iat[i, raw.columns.get_loc("response")] = order[r.response]
+        raw.iat[i, raw.columns.get_loc("trial_id")] = row.trial_id
+        raw.iat[i, raw.columns.get_loc("set_id")] = row.set_id
+    return raw, problems
+
+
+def load_responses(path: str | os.PathLike, trials: pd.DataFrame, key: pd.DataFrame | None = None) -> pd.DataFrame:
     """Import a real observers' response file, validate it against ``trials``
-    and return it in the response schema (``observer="real"``)."""
+    and return it in the response schema (``observer="real"``). ``key``: the
+    survey's key (iriflow.survey.read_key), needed for the survey's own
+    files (module docstring)."""
     path = Path(path)
     raw = check_response_file(path)
     if not trials["trial_id"].is_unique:
         raise ValueError("the trials table has duplicate trial_id values")
+    problems = []
+    if key is not None:
+        raw, problems = _translate(path, raw, key)
     t = trials.set_index("trial_id")
     known = raw["trial_id"].isin(t.index)
-    problems = []
     examples = ", ".join(repr(x) for x in t.index[:2])
+    hint = "" if key is not None else "; a survey screen id needs the survey's key (judgments.observers.real.key)"
     for _, r in raw.loc[~known].iterrows():
         problems.append(
             _problem(
@@ -457,13 +504,13 @@ def load_responses(path: str | os.PathLike, trials: pd.DataFrame) -> pd.DataFram
                 r.source,
                 "trial_id",
                 f"unknown trial id {r.trial_id!r}",
-                f"an id from the trials table (e.g. {examples})",
+                f"an id from the trials table (e.g. {examples}) or the survey's key{hint}",
             )
         )
     k = raw.loc[known]
     set_id = t.loc[k["trial_id"], "set_id"].to_numpy()
     n_opt = t.loc[k["trial_id"], "n_options"].to_numpy()
-    mismatch = k["set_id"].to_numpy() != set_id
+    mismatch = (k["set_id"].to_numpy() != set_id) & (k["set_id"].to_numpy() != "")  # "": not recorded
     for (_, r), s in zip(k.loc[mismatch].iterrows(), set_id[mismatch]):
         problems.append(
             _problem(path, r.source, "set_id", f"{r.set_id!r} is not the set of trial {r.trial_id!r}", f"{s!r}")
@@ -499,17 +546,19 @@ def load_responses(path: str | os.PathLike, trials: pd.DataFrame) -> pd.DataFram
     return as_responses(out)
 
 
-def load_response_files(paths: Iterable[str | os.PathLike], trials: pd.DataFrame) -> pd.DataFrame:
+def load_response_files(
+    paths: Iterable[str | os.PathLike], trials: pd.DataFrame, key: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """``load_responses`` of each file, concatenated (the response schema,
     empty without files). A participant who answered the same trial in two
     files is an error naming both; so is a file listed twice."""
     parts, seen = [], {}
     for path in paths:
-        key = os.path.realpath(path)
-        if key in seen:
-            raise ResponseError(f"{path}: listed twice (also as {seen[key]}); expected each file once")
-        seen[key] = path
-        r = load_responses(path, trials)
+        real = os.path.realpath(path)
+        if real in seen:
+            raise ResponseError(f"{path}: listed twice (also as {seen[real]}); expected each file once")
+        seen[real] = path
+        r = load_responses(path, trials, key)
         r["_file"] = str(path)
         parts.append(r)
     if not parts:
