@@ -88,6 +88,7 @@ JUDGMENT_TABLES = {
     "trials": expand(f"{R}/judgments/{{model_id}}/trials.csv", model_id=ALL_MODEL_IDS),
     "responses": expand(f"{R}/judgments/{{model_id}}/responses_simulated.csv", model_id=ALL_MODEL_IDS),
     "real": config["judgments"]["observers"]["real"]["responses"],
+    "key": SURVEY_KEY,  # the survey's key file (rules/judgments.smk), [] when not set
     "exclusions": f"{R}/judgments/exclusions.json",
     # each simulated observer counts only where it passed its check (iriflow.findings.apply_validity)
     "validity": sorted({f"{R}/judgments/observers/{m.split('/')[0]}/validity.csv" for m in ALL_MODEL_IDS}),

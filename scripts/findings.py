@@ -21,7 +21,14 @@ from iriflow.runtime import RuleContext
 ctx = RuleContext(snakemake)
 inp, p = snakemake.input, snakemake.params
 excluded = read_json(inp.exclusions)["excluded"]
-data = load_answers(inp.trials, inp.responses, p.models, real_paths=list(inp.real), excluded=excluded)
+data = load_answers(
+    inp.trials,
+    inp.responses,
+    p.models,
+    real_paths=list(inp.real),
+    key_path=inp.key[0] if inp.key else None,
+    excluded=excluded,
+)
 ckpt = load_answers(inp.checkpoint_trials, inp.checkpoint_responses, p.models)
 ctx.log.info("%d answers (%d at SimCLR checkpoints)", len(data), len(ckpt))
 result = statistics(

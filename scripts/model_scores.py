@@ -11,7 +11,14 @@ ctx = RuleContext(snakemake)
 inp, p = snakemake.input, snakemake.params
 boot = p.bootstrap
 excluded = read_json(inp.exclusions)["excluded"]
-data = load_answers(inp.trials, inp.responses, p.models, real_paths=list(inp.real), excluded=excluded)
+data = load_answers(
+    inp.trials,
+    inp.responses,
+    p.models,
+    real_paths=list(inp.real),
+    key_path=inp.key[0] if inp.key else None,
+    excluded=excluded,
+)
 ctx.log.info(
     "%d answers of %d participants (%d excluded on catch trials)",
     len(data),

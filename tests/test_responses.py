@@ -294,3 +294,31 @@ def test_survey_screens_are_read_through_the_key(trials, tmp_path):
     )
     with pytest.raises(ResponseError, match=r"column 'response': 2 is out of range"):
         load_responses(path, trials, key)
+
+
+def test_the_analysis_reads_survey_files_through_the_key(tmp_path):
+    """load_answers (model scores, statistics) imports the survey's own
+    files through the key file, as score_alignment does."""
+    from iriflow.analysis import load_answers
+    from iriflow.survey import KEY_COLUMNS
+
+    set_id = "mnist5k/resnet18-ce-adv_l2-s0/penultimate/regfree/other-image"
+    trials = build_trials(6, np.arange(6) % 3, np.ones(6, bool), alternatives=("seed",), n_catch=0, set_id=set_id)
+    rows = trials.loc[trials["n_options"] == 2].head(4)
+    trials.to_csv(tmp_path / "trials.csv", index=False)
+    key = pd.DataFrame({c: "x" for c in KEY_COLUMNS}, index=range(len(rows)))
+    key["trial"] = [f"{i:020x}" for i in range(len(rows))]
+    key["set_id"], key["trial_id"] = rows["set_id"].to_numpy(), rows["trial_id"].to_numpy()
+    key["shown_order"] = ["1|0", "0|1", "1|0", "0|1"]
+    key.to_csv(tmp_path / "key.csv", index=False)
+    write_csv(
+        tmp_path / "survey.csv",
+        ["trial_type", "trial_index", "participant", "list", "trial_id", "response", "rt"],
+        [["html-button-response", i, "p1", "L", t, c, 800] for i, (t, c) in enumerate(zip(key["trial"], [0, 0, 1, 1]))],
+    )
+    kw = dict(real_paths=[tmp_path / "survey.csv"])
+    got = load_answers([tmp_path / "trials.csv"], [], {}, key_path=tmp_path / "key.csv", **kw)
+    assert got["trial_id"].tolist() == rows["trial_id"].tolist()
+    assert got["correct"].astype(bool).tolist() == (np.array([1, 0, 0, 1]) == rows["correct"].to_numpy()).tolist()
+    with pytest.raises(ResponseError, match="needs the survey's key"):
+        load_answers([tmp_path / "trials.csv"], [], {}, **kw)

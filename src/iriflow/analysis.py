@@ -257,18 +257,22 @@ def load_answers(
     models_cfg: Mapping[str, Any],
     *,
     real_paths: Sequence[str | Path] = (),
+    key_path: str | Path | None = None,
     excluded: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Answers of the simulated observers (response files in the response
     schema) and of real people (survey exports, imported and validated by
-    iriflow.responses), without the participants in ``excluded`` (those
-    who failed the catch trials: judgments/exclusions.json)."""
+    iriflow.responses through the survey's key file ``key_path``, when
+    given), without the participants in ``excluded`` (those who failed the
+    catch trials: judgments/exclusions.json)."""
     from .responses import load_response_files
+    from .survey import read_key
 
     trials = read_trials(trial_paths)
     responses = read_responses(response_paths)
     if real_paths:
-        responses = pd.concat([responses, load_response_files(real_paths, trials)], ignore_index=True)
+        key = read_key(key_path) if key_path else None
+        responses = pd.concat([responses, load_response_files(real_paths, trials, key)], ignore_index=True)
     responses = responses.loc[~responses["participant"].isin(set(excluded))]
     return answers(responses, trials, models_cfg)
 
