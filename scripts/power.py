@@ -52,7 +52,7 @@ table = plan(
     seed=cfg["seed"],
 )
 seconds = table.attrs["seconds"]
-needed = needed_table(table, cfg["target"])
+needed = needed_table(table, cfg["target"], an["alpha"])
 ctx.log.info("power (%.1f s):\n%s\nneeded:\n%s", seconds, table.to_string(index=False), needed.to_string(index=False))
 with atomic_path(snakemake.output.csv) as tmp:
     table.to_csv(tmp, index=False, float_format="%.4f")

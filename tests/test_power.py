@@ -251,3 +251,27 @@ def run_plan_on(cfg, pool, scs, fs):
         analysis_kw={"factors": cfg["analysis"]["factors"], "preferred_levels": preferred_levels(cfg)},
         alpha=ALPHA,
     )
+
+
+def test_a_finding_whose_null_is_rejected_too_often_gets_no_participant_count():
+    """Power counts p < alpha in the claimed direction; when the simulated
+    null is rejected more often than alpha beyond Monte Carlo error, that
+    count includes false positives, and the planner gives no number."""
+    from iriflow.power import POWER_COLUMNS, power_markdown, type_i_excess
+
+    rows = []
+    for finding, null_reject in ((1, [0.04, 0.06, 0.02]), (4, [0.06, 0.20, 0.48])):
+        for n, power, reject in zip([20, 40, 80], [0.3, 0.85, 0.99], null_reject):
+            rows.append([finding, "simulated:x", "simulated:x", "m", n, 50, power, 0.05, power, 10.0, 100])
+            rows.append([finding, "null", "simulated:x", "m", n, 50, reject / 2, 0.05, reject, 0.0, 100])
+    table = pd.DataFrame(rows, columns=list(POWER_COLUMNS))
+    null4 = table.loc[(table["scenario"] == "null") & (table["finding"] == 4)]
+    assert type_i_excess(null4, 0.05)["n_participants"].tolist() == [40, 80]  # 6% of 50 is within MC error
+    needed = needed_table(table, 0.8, 0.05).set_index(["finding", "scenario"])
+    assert needed.loc[(1, "simulated:x"), "n_needed"] == 40 and needed.loc[(1, "simulated:x"), "type_i_controlled"]
+    assert np.isnan(needed.loc[(4, "simulated:x"), "n_needed"])
+    assert not needed.loc[(4, "simulated:x"), "type_i_controlled"]
+    md = power_markdown(table, needed.reset_index(), target=0.8, alpha=0.05, seconds=1.0, design="d")
+    assert "| 4 | simulated:x | +10.0 | none (type-I rate above alpha) |" in md
+    assert "| 1 | simulated:x | +10.0 | 40 |" in md
+    assert "Finding 4: its test rejected the null" in md and "40 (20%), 80 (48%)" in md

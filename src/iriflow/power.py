@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
+from scipy.stats import binom
 
 from .analysis import FEATURE_MEASURE, answers
 from .findings import apply_validity, finding_1, finding_4
@@ -351,13 +352,30 @@ def smallest_n(participants: Sequence[int], power: Sequence[float], target: floa
     return float(n[hi]), float(2 ** (x0 + frac * (x1 - x0)))
 
 
-def needed_table(power: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
+def type_i_excess(null: pd.DataFrame, alpha: float, level: float = 0.01) -> pd.DataFrame:
+    """The null studies (one row per participant count) whose rate of p <
+    alpha is above alpha beyond Monte Carlo error: a one-sided binomial test
+    of the count of rejections at ``level``."""
+    k = np.rint(null["reject"] * null["n_studies"]).astype(int)
+    p = binom.sf(k - 1, null["n_studies"].astype(int), alpha)
+    return null.loc[np.asarray(p) < level]
+
+
+def needed_table(power: pd.DataFrame, target: float = 0.8, alpha: float = 0.05) -> pd.DataFrame:
     """Per finding and scenario: the smallest number of participants reaching
     ``target`` power (``smallest_n``), the interpolated estimate and the
-    effect it was computed at."""
+    effect it was computed at. A finding whose test rejects the simulated
+    null more often than ``alpha`` (``type_i_excess``, at any count) gets
+    no number: its power would count false positives
+    (``type_i_controlled`` False)."""
     rows = []
+    null = power.loc[power["scenario"] == "null"]
+    excess = {f: len(type_i_excess(g, alpha)) == 0 for f, g in null.groupby("finding")}
     for (f, sc), g in power.groupby(["finding", "scenario"], sort=False):
         grid, est = smallest_n(g["n_participants"], g["power"], target)
+        controlled = excess.get(f, True)
+        if not controlled:
+            grid, est = float("nan"), float("nan")
         rows.append(
             {
                 "finding": f,
@@ -368,6 +386,7 @@ def needed_table(power: pd.DataFrame, target: float = 0.8) -> pd.DataFrame:
                 "n_interpolated": est,
                 "max_power": float(g["power"].max()),
                 "reject_max": float(g["reject"].max()),
+                "type_i_controlled": controlled,
             }
         )
     return pd.DataFrame(rows)
@@ -387,7 +406,9 @@ def power_markdown(
     the type-I rate of the null, the power table, the observers used and the
     planner's time."""
 
-    def fmt(v: float) -> str:
+    def fmt(v: float, controlled: bool = True) -> str:
+        if not controlled:
+            return "none (type-I rate above alpha)"
         return "not reached" if not np.isfinite(v) else f"{v:.0f}"
 
     lines = [
@@ -398,8 +419,9 @@ def power_markdown(
     ]
     for _, r in needed.iterrows():
         lines.append(
-            f"| {r['finding']} | {r['scenario']} | {r['effect_pp']:+.1f} | {fmt(r['n_needed'])} | "
-            f"{fmt(r['n_interpolated'])} | {r['max_power']:.2f} |"
+            f"| {r['finding']} | {r['scenario']} | {r['effect_pp']:+.1f} | "
+            f"{fmt(r['n_needed'], r['type_i_controlled'])} | "
+            f"{fmt(r['n_interpolated'], r['type_i_controlled'])} | {r['max_power']:.2f} |"
         )
     null = power.loc[power["scenario"] == "null"]
     if len(null):
@@ -411,6 +433,17 @@ def power_markdown(
                 for f, g in null.groupby("finding")
             ),
         ]
+        for f, g in null.groupby("finding"):
+            bad = type_i_excess(g, alpha)
+            if len(bad):
+                lines += [
+                    "",
+                    f"Finding {f}: its test rejected the null in more than {alpha:.0%} of the simulated studies "
+                    "beyond Monte Carlo error (one-sided binomial p < 0.01) at "
+                    + ", ".join(f"{r.n_participants} ({r.reject:.0%})" for r in bad.itertuples())
+                    + " participants, so no number of participants is given for it: its power would count "
+                    "false positives.",
+                ]
     lines += [
         "",
         "| finding | scenario | participants | power | MC SE | p < alpha | effect (pp) | answers per study |",
