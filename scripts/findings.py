@@ -13,22 +13,15 @@ import html
 
 import pandas as pd
 
-from iriflow.analysis import load_answers
+from iriflow.analysis import load_answers, load_run_answers
 from iriflow.findings import statistics
 from iriflow.io import atomic_path, read_json
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 inp, p = snakemake.input, snakemake.params
+data = load_run_answers(inp, p.models)
 excluded = read_json(inp.exclusions)["excluded"]
-data = load_answers(
-    inp.trials,
-    inp.responses,
-    p.models,
-    real_paths=list(inp.real),
-    key_path=inp.key[0] if inp.key else None,
-    excluded=excluded,
-)
 ckpt = load_answers(inp.checkpoint_trials, inp.checkpoint_responses, p.models)
 ctx.log.info("%d answers (%d at SimCLR checkpoints)", len(data), len(ckpt))
 result = statistics(

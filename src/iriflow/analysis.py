@@ -277,6 +277,21 @@ def load_answers(
     return answers(responses, trials, models_cfg)
 
 
+def load_run_answers(inputs: Any, models_cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """``load_answers`` of a rule's judgment inputs (rules/analysis_common.smk
+    JUDGMENT_TABLES: trials, responses, real, key, exclusions)."""
+    from .io import read_json
+
+    return load_answers(
+        inputs.trials,
+        inputs.responses,
+        models_cfg,
+        real_paths=list(inputs.real),
+        key_path=inputs.key[0] if inputs.key else None,
+        excluded=read_json(inputs.exclusions)["excluded"],
+    )
+
+
 # --- scores ------------------------------------------------------------------------
 
 
