@@ -31,6 +31,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def dry_run() -> dict:
     the job table) and with every job printed (the default -n output, about a
     quarter slower: printing works out each job's resources)."""
     out = {}
+    workdir = tempfile.mkdtemp(prefix="iriflow-bench-dry-")  # a plan only: nothing is written there
     for name, extra in (("quiet", ["--quiet", "rules"]), ("listing", [])):
         t = time.perf_counter()
         proc = subprocess.run(
@@ -152,7 +154,7 @@ def dry_run() -> dict:
                 "--configfile",
                 str(ROOT / "config/paper.yaml"),
                 "-d",
-                "/tmp/iriflow-bench-dry",
+                workdir,
             ],
             cwd=ROOT,
             capture_output=True,

@@ -140,9 +140,7 @@ def test_every_job_ran_as_a_slurm_job(slurm_run):
     states = jobs.groupby("state").size().to_dict()
     assert states == {"COMPLETED": len(jobs) - 1, "CANCELLED": 1}, states
     # outputs say which SLURM job made them
-    iri = read_json(
-        slurm_run["work"] / f"results/iris/{DATASET}/{KILLED}/penultimate/regfree/other-image/provenance.json"
-    )
+    iri = read_json(slurm_run["work"] / f"results/iris/{DATASET}/{KILLED}/penultimate/regfree/provenance.json")
     assert iri["placement"]["slurm_job_id"] in set(jobs["id"])
     assert "cuda_visible_devices" not in iri["placement"]  # IRI jobs asked for no GPU
 

@@ -110,7 +110,10 @@ KEY_COLUMNS = (
     "correct_shown",
 )
 # A blank page in the site's subfolders: servers that list folders show it instead.
-BLANK = '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title></title></head><body></body></html>\n'
+BLANK = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title></title>'
+    '<link rel="icon" href="data:,"></head><body></body></html>\n'
+)
 
 
 class SurveyError(ValueError):
