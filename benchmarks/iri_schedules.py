@@ -62,7 +62,7 @@ def main() -> None:
                 model_dir = res / "models" / dataset / name
                 model = load_model(model_dir / "model.pt", model_dir / "model.json")
                 cpu = time.process_time()
-                (result,), _ = run_job(model, "penultimate", inputs, s, torch.device("cpu"))
+                (result,), _ = run_job(model, "penultimate", [inputs], s, torch.device("cpu"))
                 cpu = time.process_time() - cpu
                 row = {
                     "label": args.label,
