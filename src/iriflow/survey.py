@@ -517,10 +517,14 @@ def list_script(payload: Mapping[str, Any]) -> str:
 
 def read_list_script(path: str | os.PathLike) -> dict[str, Any]:
     """The payload of a list file written by ``list_script``."""
-    text = Path(path).read_text(encoding="utf-8")
-    m = re.fullmatch(r"iriSurveyList\((.*)\);\n", text, re.S)
+    return _json_in(path, r"\AiriSurveyList\((.*)\);\n\Z", "not a survey list file")
+
+
+def _json_in(path: str | os.PathLike, pattern: str, problem: str) -> dict[str, Any]:
+    """The JSON that ``pattern``'s first group finds in a file the export wrote."""
+    m = re.search(pattern, Path(path).read_text(encoding="utf-8"), re.S)
     if not m:
-        raise SurveyError(f"{path}: not a survey list file")
+        raise SurveyError(f"{path}: {problem}")
     return json.loads(m.group(1))
 
 
@@ -703,11 +707,9 @@ def export_survey(
 
 def read_embedded_data(index_html: str | os.PathLike) -> dict[str, Any]:
     """The page data embedded in an exported index.html."""
-    text = Path(index_html).read_text(encoding="utf-8")
-    m = re.search(r'<script type="application/json" id="survey-data">(.*?)</script>', text, re.S)
-    if not m:
-        raise SurveyError(f"{index_html}: no survey-data block")
-    return json.loads(m.group(1))
+    return _json_in(
+        index_html, r'<script type="application/json" id="survey-data">(.*?)</script>', "no survey-data block"
+    )
 
 
 def read_key(path: str | os.PathLike) -> pd.DataFrame:
