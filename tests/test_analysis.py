@@ -124,6 +124,7 @@ def _scores():
                         "ci_hi": p + 0.05,
                         "chance": 0.5,
                         "augmentation": variant.split("-")[1],
+                        "n_targets": 31 if (arch, variant, loss) == ("vgg16bn", "ce-adv_l2", "regfree") else 40,
                     }
                 )
     return pd.DataFrame(rows)
@@ -136,7 +137,11 @@ def test_alignment_table_values_and_formats(cfg):
     assert list(table["variant"][:2]) == ["ce-standard", "ce-adv_l2"]
     assert table.loc[1, "resnet18"] == pytest.approx(90.0) and table.loc[1, "vgg16bn ci_lo"] == pytest.approx(65.0)
     md = table_markdown(table, "title")
-    assert "| regfree | ce-adv_l2 | 90.0 [85.0, 95.0] | 70.0 [65.0, 75.0] |" in md
+    assert table["vgg16bn n_targets"].tolist() == [40, 31, 40, 40]
+    assert "| regfree | ce-adv_l2 | 90.0 [85.0, 95.0] n=40 | 70.0 [65.0, 75.0] n=31 |" in md
+    # without the targets' count (older scores), the cells are the score and its CI
+    old = table_markdown(alignment_table(_scores().drop(columns="n_targets"), levels), "title")
+    assert "| regfree | ce-adv_l2 | 90.0 [85.0, 95.0] | 70.0 [65.0, 75.0] |" in old
     tex = table_latex(table, "Alignment (%)")
     assert r"\toprule" in tex and "ce-adv\\_l2" in tex and tex.count(r"\midrule") == 2
 

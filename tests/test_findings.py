@@ -289,7 +289,8 @@ def test_alignment_table_cells_are_the_model_scores(cfg):
         row = rows.loc[(s["loss"], s["variant"])]
         for suffix, col in (("", "prop_correct"), (" ci_lo", "ci_lo"), (" ci_hi", "ci_hi")):
             assert row[s["arch"] + suffix] == 100 * s[col]
-        cell = f"{100 * s['prop_correct']:.1f} [{100 * s['ci_lo']:.1f}, {100 * s['ci_hi']:.1f}]"
+        assert row[s["arch"] + " n_targets"] == s["n_targets"] == 20
+        cell = f"{100 * s['prop_correct']:.1f} [{100 * s['ci_lo']:.1f}, {100 * s['ci_hi']:.1f}] n=20"
         assert cell in md.split(f"| {s['loss']} | {s['variant']} |")[1].splitlines()[0]
         assert f"<td>{cell}</td>" in page and cell in tex
     assert md.count("\n| ") == 2 + len(table) and page.count("<tr>") == 1 + len(table)
@@ -506,3 +507,20 @@ def test_an_observer_that_failed_its_check_is_left_out_of_the_verdicts_there(cfg
     unchecked = run(cfg, FULL, data, validity=validity.loc[validity["observer"] != good])
     assert (good, PRIMARY[1]) not in unchecked.main
     assert "no validity check" in unchecked.summary
+
+
+def test_summary_says_how_many_targets_each_model_is_scored_on(cfg):
+    """A non-converged IRI has no trials: the summary's head counts, per model
+    and IRI loss, the targets left (seed types pooled)."""
+    data = answers_of(cfg, FULL, adversarial_helps(1.0), seed=5)
+    target = data["item"].str.rsplit("#", n=1).str[1].astype(int)
+    robust = data["model"] == "mnist5k/resnet18-ce-adv_l2-s0"
+    # targets 0-3 did not converge for the robust ResNet under regfree (either seed type), 0-1 under tv-l6
+    gone = robust & (((data["loss"] == "regfree") & (target < 4)) | ((data["loss"] == "tv-l6") & (target < 2)))
+    assert target.nunique() == 20 and gone.any()
+    text = run(cfg, FULL, data.loc[~gone]).summary.replace("\n  ", " ")
+    line = text.split("targets scored per model (regfree, tv-l6, adversarial; converged IRIs only): ")[1]
+    assert line.split("\n")[0] == (
+        "mnist5k/resnet18-ce-adv_l2-s0 16/18/20; mnist5k/resnet18-ce-standard-s0 20/20/20; "
+        "mnist5k/vgg16bn-ce-adv_l2-s0 20/20/20; mnist5k/vgg16bn-ce-standard-s0 20/20/20"
+    )

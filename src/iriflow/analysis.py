@@ -410,17 +410,24 @@ def alignment_scores(
 
 def alignment_table(scores: pd.DataFrame, levels: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """Rows (IRI loss, training variant), columns architecture: % correct
-    and its CI (columns ``<arch>``, ``<arch> ci_lo``, ``<arch> ci_hi``)."""
+    and its CI (columns ``<arch>``, ``<arch> ci_lo``, ``<arch> ci_hi``) and,
+    where the scores have it, the number of targets the score rests on
+    (``<arch> n_targets``: the targets of converged IRIs; the fewest of the
+    cell's models when seeds are averaged)."""
     if scores.empty:
         return pd.DataFrame(columns=["loss", "variant"])
     s = scores.assign(pct=100 * scores["prop_correct"], lo=100 * scores["ci_lo"], hi=100 * scores["ci_hi"])
     archs = _order(s["arch"], levels.get("arch", []))
-    wide = s.pivot_table(index=["loss", "variant"], columns="arch", values=["pct", "lo", "hi"], aggfunc="mean")
+    index = ["loss", "variant"]
+    wide = s.pivot_table(index=index, columns="arch", values=["pct", "lo", "hi"], aggfunc="mean")
+    n = s.pivot_table(index=index, columns="arch", values="n_targets", aggfunc="min") if "n_targets" in s else None
     out = pd.DataFrame(index=wide.index)
     for a in archs:
         out[a] = wide[("pct", a)]
         out[f"{a} ci_lo"] = wide[("lo", a)]
         out[f"{a} ci_hi"] = wide[("hi", a)]
+        if n is not None:
+            out[f"{a} n_targets"] = n[a].reindex(out.index).astype("Int64")
     out = out.reset_index()
     loss_rank = {v: i for i, v in enumerate(_order(out["loss"], levels.get("loss", [])))}
     var_rank = {v: i for i, v in enumerate(_order(out["variant"], levels.get("variant", [])))}
@@ -435,14 +442,19 @@ def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
 
 
 def _cell(table: pd.DataFrame, i: int, arch: str) -> str:
+    """A cell: % correct [CI], then the number of targets scored (``n=``) where the table has it."""
     v = table.loc[i, arch]
     if not np.isfinite(v):
         return "--"
-    return f"{v:.1f} [{table.loc[i, f'{arch} ci_lo']:.1f}, {table.loc[i, f'{arch} ci_hi']:.1f}]"
+    text = f"{v:.1f} [{table.loc[i, f'{arch} ci_lo']:.1f}, {table.loc[i, f'{arch} ci_hi']:.1f}]"
+    n = table.loc[i, f"{arch} n_targets"] if f"{arch} n_targets" in table else pd.NA
+    return text if pd.isna(n) else f"{text} n={n}"
 
 
 def table_archs(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in ("loss", "variant") and not c.endswith(("ci_lo", "ci_hi"))]
+    return [
+        c for c in table.columns if c not in ("loss", "variant") and not c.endswith(("ci_lo", "ci_hi", "n_targets"))
+    ]
 
 
 def table_markdown(table: pd.DataFrame, title: str) -> str:

@@ -305,7 +305,7 @@ def summary_text(
     under the other observers and measures, observer agreement and notes."""
     lines = ["Do invariances in deep networks align with human perception? Statistics of this run", "=" * 84, ""]
     for k, v in context.items():
-        lines.append(f"{k}: {v}")
+        lines += _wrap(f"{k}: {v}", "")
     lines += [
         f"primary observer: {primary_observer or 'none'}; primary measure: {primary_measure} "
         f"({MEASURE_LABELS.get(primary_measure, '')})",
@@ -532,6 +532,9 @@ def run_context(
         "seed types": ", ".join(iris["seed_types"]),
         "observers": ", ".join(f"{o} ({n} participants)" for o, n in participants.items()) or "none",
         "answers": f"{len(data)} (catch trials excluded; {len(excluded)} participants excluded on catch trials)",
+        f"targets scored per model ({', '.join(iris['losses'])}; converged IRIs only)": targets_scored(
+            data, iris["losses"]
+        ),
         "SimCLR checkpoints": (
             f"{checkpoints['model'].nunique()} models x epochs "
             f"{', '.join(sorted(checkpoints['epoch'].unique(), key=int))}"
@@ -539,6 +542,21 @@ def run_context(
             else "none in this grid"
         ),
     }
+
+
+def targets_scored(data: pd.DataFrame, losses: Sequence[str]) -> str:
+    """Per model, how many targets its answers rest on under each IRI loss
+    (seed types pooled; a non-converged IRI has no trials), e.g.
+    ``resnet18-ce-standard-s0 40/40/38``: models are compared on the same
+    targets only where these agree."""
+    main = data.loc[data["measure"] != FEATURE_MEASURE]
+    if main.empty:
+        return "none"
+    n = main.assign(target=main["item"].str.rsplit("#", n=1).str[1]).groupby(["model", "loss"])["target"].nunique()
+    return "; ".join(
+        f"{model} " + "/".join(str(n.get((model, loss), 0)) for loss in losses)
+        for model in sorted(main["model"].unique())
+    )
 
 
 @dataclass
