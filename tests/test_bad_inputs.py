@@ -138,6 +138,18 @@ BAD_CONFIGS = [
     ("threshold 0", "iris: {threshold: 0}", ["iris.threshold: 0 is less than or equal to the minimum of 0"]),
     ("max_batch 0", "iris: {max_batch: 0}", ["iris.max_batch: 0 is less than the minimum of 1"]),
     (
+        "momentum adam",
+        "iris: {optimizer: adam, momentum: 0.9}",
+        ["iris.momentum: is 0.9, but iris.optimizer is 'adam'", "expected 0 or optimizer: normalized"],
+    ),
+    ("momentum 1", "iris: {momentum: 1.0}", ["iris.momentum: 1.0 is greater than or equal to the maximum of 1"]),
+    (
+        "coarse_to_fine falls",
+        "iris: {coarse_to_fine: [0.5, 0.25]}",
+        ["iris.coarse_to_fine: is [0.5, 0.25]: expected fractions of the steps that strictly rise"],
+    ),
+    ("coarse_to_fine 0", "iris: {coarse_to_fine: [0, 0.5]}", ["iris.coarse_to_fine[0]: 0 is less than or equal to"]),
+    (
         "primary observer",
         "analysis: {primary: {observer: 'simulated:lpips'}}",
         ["analysis.primary.observer: 'simulated:lpips' is not an observer of this run", "'simulated:ssim'"],

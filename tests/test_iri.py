@@ -76,6 +76,10 @@ def test_tv_and_alpha_norm_on_hand_computable_images():
     assert total_variation(x, beta=1.0).item() == pytest.approx(2.0, abs=1e-4)
     assert alpha_norm(x, 6.0).item() == pytest.approx(3 ** (1 / 6))
     assert alpha_norm(torch.full((1, 1, 2, 2), 0.5), 2.0).item() == pytest.approx(1.0)
+    # a black image: the norm's gradient is zero, not NaN (a NaN would turn the IRI into NaN for good)
+    black = torch.zeros(1, 1, 3, 3, requires_grad=True)
+    (g,) = torch.autograd.grad(alpha_norm(black, 6.0).sum(), black)
+    assert torch.equal(g, torch.zeros_like(g)) and alpha_norm(black, 6.0).item() == pytest.approx(0.01)
 
 
 def loss_ctx(rep, targets, seeds, metric="ssim", groups=None):
@@ -227,6 +231,8 @@ def job_settings(loss_spec):
         "steps": 10,
         "step_size": 1.0,
         "optimizer": "normalized",
+        "momentum": 0.9,
+        "coarse_to_fine": [0.25, 0.5],
         "step_schedule": "cosine",
         "keep_best": True,
         "threshold": 0.1,

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from iriflow.losses import ce_attack_loss, relative_distance_loss
-from iriflow.optim import STEP_RULES, Stop, optimize, pgd
+from iriflow.optim import STEP_RULES, NormalizedStep, Stop, coarse_to_fine_filter, optimize, pgd
 
 ATTACKS = {
     "l2": {"norm": "l2", "eps": 0.5, "steps": 10, "step_size": 0.125, "random_start": True},
@@ -283,8 +283,8 @@ def quadratic(targets: Tensor):
     return loss, narrow, rows
 
 
-@pytest.mark.parametrize("rule", ["l2", "adam"])
-def test_stop_freezes_finished_examples_and_leaves_the_others_paths_unchanged(rule):
+@pytest.mark.parametrize("rule, momentum", [("l2", 0.0), ("l2", 0.9), ("adam", 0.0)], ids=["l2", "l2-momentum", "adam"])
+def test_stop_freezes_finished_examples_and_leaves_the_others_paths_unchanged(rule, momentum):
     n = 6
     targets = batch(n, seed=4)
     seeds = batch(n, seed=5)
@@ -300,7 +300,9 @@ def test_stop_freezes_finished_examples_and_leaves_the_others_paths_unchanged(ru
     def done(x, active):
         return loss(x) < 1e-3
 
-    kw = dict(rule=rule, steps=60, step_size=lambda t: 0.05 * (1 - t / 60), keep_best=True, log_every=10)
+    kw = dict(
+        rule=rule, steps=60, step_size=lambda t: 0.05 * (1 - t / 60), keep_best=True, log_every=10, momentum=momentum
+    )
     stopped = optimize(counted, seeds, stop=Stop(10, done, lambda a: (narrow(a), counted)[1]), **kw)
     rows["now"] = torch.arange(n)
     full = optimize(loss, seeds, **kw)
@@ -318,3 +320,44 @@ def test_stop_freezes_finished_examples_and_leaves_the_others_paths_unchanged(ru
 def test_stop_needs_keep_best():
     with pytest.raises(ValueError, match="keep_best"):
         optimize(lambda x: x.sum((1, 2, 3)), batch(), steps=2, step_size=0.1, stop=Stop(1, None, None))
+
+
+def test_momentum_turns_the_step_but_keeps_its_length():
+    x0 = torch.zeros(2, 1, 2, 2)
+    step = NormalizedStep(x0, 0.5, momentum=0.5)
+    g1 = torch.zeros_like(x0)
+    g1[:, 0, 0, 0] = 3.0  # unit direction e1 (any length)
+    x1 = step(x0, g1)
+    assert torch.allclose(x1[:, 0, 0, 0], torch.full((2,), -0.5)) and x1.flatten(1)[:, 1:].abs().max() == 0
+    g2 = torch.zeros_like(x0)
+    g2[:, 0, 0, 1] = 0.1  # e2: the direction is now 0.5 * e1 + e2, normalised
+    x2 = step(x1, g2)
+    d = torch.tensor([0.5, 1.0]) / math.sqrt(1.25)
+    assert torch.allclose((x1 - x2)[0, 0, 0, :2], 0.5 * d) and torch.allclose(
+        (x1 - x2).flatten(1).norm(dim=1), torch.full((2,), 0.5)
+    )
+    # each example's heavy ball is its own: narrowing keeps the rows asked for
+    step.narrow(torch.tensor([1]))
+    assert step.d.shape[0] == 1 and torch.allclose(step.d[0, 0, 0, :2], torch.tensor([0.5, 1.0]))
+    with pytest.raises(ValueError, match="momentum"):
+        NormalizedStep(x0, 0.5, momentum=1.0)
+    with pytest.raises(ValueError, match="momentum is a setting of the l2 step rule"):
+        optimize(lambda x: x.sum((1, 2, 3)), x0, rule="adam", steps=1, step_size=0.1, momentum=0.5)
+
+
+def test_coarse_to_fine_averages_the_gradient_over_blocks_then_lets_it_be():
+    filt = coarse_to_fine_filter(100, [0.25, 0.5])
+    g = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    coarse, middle, fine = filt(0, g), filt(30, g), filt(50, g)
+    # steps 0-24: each 4x4 block holds the block's mean; 25-49: 2x2 blocks; from 50 on: the gradient itself
+    assert torch.allclose(coarse[:, :, :4, :4], g[:, :, :4, :4].mean((2, 3), keepdim=True).expand(-1, -1, 4, 4))
+    assert torch.allclose(middle[:, :, 2:4, 6:8], g[:, :, 2:4, 6:8].mean((2, 3), keepdim=True).expand(-1, -1, 2, 2))
+    assert torch.equal(fine, g) and torch.equal(filt(24, g), filt(0, g)) and not torch.equal(filt(25, g), coarse)
+    # each image (and channel) alone: filtering the batch equals filtering each image
+    assert torch.equal(torch.cat([filt(0, g[i : i + 1]) for i in range(3)]), coarse)
+    # sizes that the blocks do not divide keep their shape
+    assert filt(0, torch.ones(1, 1, 7, 5)).shape == (1, 1, 7, 5)
+    assert coarse_to_fine_filter(100, []) is None
+    for bad in ([0.5, 0.25], [0.5, 0.5], [0.0], [1.5]):
+        with pytest.raises(ValueError, match="coarse_to_fine"):
+            coarse_to_fine_filter(100, bad)

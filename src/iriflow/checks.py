@@ -44,7 +44,7 @@ def check_references(cfg: Mapping[str, Any]) -> list[Problem]:
         problems += check(cfg)
     if any(problem[0][:2] in (["models", "grid"], ["models", "augmentations"]) for problem in problems):
         return problems  # the checks below need the grid's models
-    for check in (_external, _layers, _analysis, _other, _cuda_only):
+    for check in (_external, _layers, _analysis, _other, _cuda_only, _iri_optimiser):
         problems += check(cfg)
     return problems
 
@@ -366,8 +366,7 @@ def _other(cfg: Mapping[str, Any]) -> list[Problem]:
 
 def _cuda_only(cfg: Mapping[str, Any]) -> list[Problem]:
     """AMP and channels_last act on CUDA only. Under device auto a CPU job
-    ignores them (and logs it); device cpu asks for what they cannot do. The
-    per-example stop freezes each IRI at its kept iterate: it needs keep_best."""
+    ignores them (and logs it); device cpu asks for what they cannot do."""
     settings = [(["models", "train"], cfg["models"]["train"])]
     settings += [
         (["models", "objectives", name, "train"], o["train"])
@@ -393,7 +392,15 @@ def _cuda_only(cfg: Mapping[str, Any]) -> list[Problem]:
                         "is true, but device is 'cpu', where it does nothing; expected false (or device: auto/cuda)",
                     )
                 )
+    return problems
+
+
+def _iri_optimiser(cfg: Mapping[str, Any]) -> list[Problem]:
+    """The per-example stop freezes each IRI at its kept iterate: it needs
+    keep_best. Momentum is a setting of the normalised steps. The
+    coarse-to-fine fractions rise."""
     iris = cfg["iris"]
+    problems: list[Problem] = []
     if iris["stop_every"] and not iris["keep_best"]:
         problems.append(
             (
@@ -401,6 +408,23 @@ def _cuda_only(cfg: Mapping[str, Any]) -> list[Problem]:
                 f"is {iris['stop_every']}, but iris.keep_best is false: a stopped IRI is frozen at its kept "
                 "(best) iterate; expected 0 or keep_best: true",
                 ["iris", "keep_best"],
+            )
+        )
+    if iris["momentum"] and iris["optimizer"] != "normalized":
+        problems.append(
+            (
+                ["iris", "momentum"],
+                f"is {iris['momentum']}, but iris.optimizer is {iris['optimizer']!r}, which has its own; "
+                "expected 0 or optimizer: normalized",
+                ["iris", "optimizer"],
+            )
+        )
+    fractions = iris["coarse_to_fine"]
+    if fractions != sorted(fractions) or len(set(fractions)) < len(fractions):
+        problems.append(
+            (
+                ["iris", "coarse_to_fine"],
+                f"is {fractions}: expected fractions of the steps that strictly rise (one per level, coarsest first)",
             )
         )
     return problems

@@ -608,6 +608,8 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
         "step_size",
         "step_schedule",
         "optimizer",
+        "momentum",
+        "coarse_to_fine",
         "keep_best",
         "threshold",
         "seed",

@@ -28,7 +28,7 @@ from .io import atomic_path
 from .iriset import IRISet, SetId
 from .losses import relative_distance
 from .metrics import get_metric
-from .optim import Stop, optimize
+from .optim import Stop, coarse_to_fine_filter, optimize
 from .registry import Registry
 from .represent import Representation, representation
 from .targets import load_targets
@@ -110,8 +110,10 @@ def total_variation(x: Tensor, beta: float = 2.0) -> Tensor:
 
 
 def alpha_norm(x: Tensor, alpha: float = 6.0) -> Tensor:
-    """Per-example ||x||_alpha over all pixels."""
-    return x.abs().pow(alpha).flatten(1).sum(1).pow(1.0 / alpha)
+    """Per-example ||x||_alpha over all pixels (with a tiny floor under the
+    root: at a black image, x = 0, the root's gradient is infinite and would
+    turn the image into NaN)."""
+    return (x.abs().pow(alpha).flatten(1).sum(1) + 1e-12).pow(1.0 / alpha)
 
 
 class ExampleStreams:
@@ -330,6 +332,8 @@ def generate(
     on_log: Callable[[int, float], None] | None = None,
     keys: Tensor | None = None,
     groups: Tensor | None = None,
+    momentum: float = 0.0,
+    coarse_to_fine: Sequence[float] = (),
 ) -> IRIResult:
     """Optimise all seeds of a job as one batch towards their targets'
     representations. Each example's update depends on no other example: its
@@ -340,7 +344,10 @@ def generate(
     stop_every > 0 (needs keep_best): every this many steps, IRIs whose kept
     iterate is below ``threshold`` are frozen and leave the batch (the others'
     paths do not change: each example's loss is its own). amp 'bf16' runs the
-    loss under bfloat16 autocast on CUDA (ignored on the CPU, which stays float32)."""
+    loss under bfloat16 autocast on CUDA (ignored on the CPU, which stays float32).
+    momentum: heavy ball of the normalised steps (iriflow.optim.NormalizedStep);
+    coarse_to_fine: the fractions of the steps whose gradients are averaged
+    over pixel blocks (iriflow.optim.coarse_to_fine_filter)."""
     streams = ExampleStreams(seed, torch.arange(len(targets)) if keys is None else keys)
     with torch.no_grad():
         target_rep = rep(targets).detach()
@@ -369,6 +376,8 @@ def generate(
         log_every=log_every,
         on_log=on_log,
         stop=stop,
+        momentum=momentum,
+        grad_filter=coarse_to_fine_filter(steps, coarse_to_fine),
     )
     ctx.narrow(torch.arange(len(targets), device=targets.device))
     with torch.no_grad():
@@ -504,6 +513,8 @@ def run_job(
             log_every=s["log_every"],
             stop_every=s["stop_every"],
             amp=s["amp"],
+            momentum=s["momentum"],
+            coarse_to_fine=s["coarse_to_fine"],
             on_log=None if on_log is None else (lambda step, loss, b=b: on_log(b, step, loss)),
             keys=keys[part],
             groups=groups[part].to(device),

@@ -12,7 +12,8 @@ A step rule turns a gradient into a step; after each step the iterate is
 projected onto the rule's ball of radius ``eps`` around the start ``x0`` (none
 when ``eps`` is infinite) and clamped to [0, 1]:
 
-- ``l2``:   x <- x - step_size * g / ||g||_2 (per example), L2 ball;
+- ``l2``:   x <- x - step_size * g / ||g||_2 (per example), L2 ball; optionally
+  with momentum on the unit gradients (NormalizedStep);
 - ``linf``: x <- x - step_size * sign(g), Linf ball;
 - ``adam``: Adam on x with lr = step_size, L2 ball.
 
@@ -22,10 +23,11 @@ IRIs are ``l2`` with eps = inf; PGD is ``l2``/``linf`` with a finite eps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .registry import Registry
@@ -88,18 +90,29 @@ _BALLS: dict[str, tuple[Callable[[Tensor, float], Tensor], Callable[..., Tensor]
 
 @STEP_RULES.register("l2")
 class NormalizedStep:
-    """Normalised gradient descent: x - step_size * g / ||g||_2 per example."""
+    """Normalised gradient descent: x - step_size * d / ||d||_2 per example,
+    d the gradient g; with momentum beta > 0, d is a heavy ball of unit
+    gradients, d <- beta * d + g / ||g||_2 (each step still of length
+    step_size: momentum turns the direction, not the length)."""
 
     ball = "l2"
 
-    def __init__(self, x0: Tensor, step_size: float):
-        self.step_size = step_size
+    def __init__(self, x0: Tensor, step_size: float, momentum: float = 0.0):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.step_size, self.momentum = step_size, momentum
+        self.d = torch.zeros_like(x0) if momentum else None
 
     def narrow(self, keep: Tensor) -> None:
-        """Keep the state of the examples ``keep`` only (none to keep here)."""
+        """Keep the state of the examples ``keep`` only."""
+        if self.d is not None:
+            self.d = self.d[keep]
 
     def __call__(self, x: Tensor, g: Tensor) -> Tensor:
-        return x - self.step_size * g / _per_example_norm(g).clamp_min(_TINY)
+        d = g
+        if self.d is not None:
+            d = self.d.mul_(self.momentum).add_(g / _per_example_norm(g).clamp_min(_TINY))
+        return x - self.step_size * d / _per_example_norm(d).clamp_min(_TINY)
 
 
 @STEP_RULES.register("linf")
@@ -143,6 +156,30 @@ class AdamStep:
         return x - self.step_size * m_hat / (v_hat.sqrt() + self.eps)
 
 
+def coarse_to_fine_filter(steps: int, until: Sequence[float]) -> Callable[[int, Tensor], Tensor] | None:
+    """A gradient filter for ``optimize`` (``grad_filter``): with L fractions
+    ``until``, the gradient of a step before ``until[i] * steps`` is averaged
+    over blocks of 2**(L - i) x 2**(L - i) pixels (the first of the levels it
+    is under), full resolution after the last. Early steps then move
+    whole regions of the image, which lets an inversion leave a local minimum
+    of fine detail; each image is filtered alone. None when ``until`` is empty."""
+    if not until:
+        return None
+    if any(not 0 < u <= 1 for u in until) or any(a >= b for a, b in zip(until, until[1:])):
+        raise ValueError(f"coarse_to_fine fractions must rise within (0, 1], got {list(until)}")
+    bounds = [(round(u * steps), 2 ** (len(until) - i)) for i, u in enumerate(until)]
+
+    def blocks(step: int, g: Tensor) -> Tensor:
+        factor = next((f for bound, f in bounds if step < bound), 1)
+        if factor == 1:
+            return g
+        h, w = g.shape[-2:]
+        pooled = F.adaptive_avg_pool2d(g, (math.ceil(h / factor), math.ceil(w / factor)))
+        return F.interpolate(pooled, size=(h, w), mode="nearest")
+
+    return blocks
+
+
 @dataclass
 class Stop:
     """Per-example early stop of ``optimize``: every ``every`` steps, ``done(x,
@@ -175,6 +212,8 @@ def optimize(
     evaluate_last: bool = True,
     on_log: Callable[[int, float], None] | None = None,
     stop: Stop | None = None,
+    momentum: float = 0.0,
+    grad_filter: Callable[[int, Tensor], Tensor] | None = None,
 ) -> OptimResult:
     """Run ``steps`` steps of ``rule`` on ``loss_fn`` from ``x0`` (in [0, 1]).
     ``step_size`` is a number or a schedule step -> size.
@@ -189,7 +228,10 @@ def optimize(
     only the point. on_log(step, mean_loss) is called for every recorded
     point (progress reporting). stop (needs keep_best): freeze examples once
     finished (``Stop``); the logged mean then counts a frozen example with
-    its kept loss.
+    its kept loss. momentum: the heavy ball of the l2 rule (NormalizedStep).
+    grad_filter(step, grad) -> grad: a transform of each step's gradient
+    before the step rule (e.g. ``coarse_to_fine_filter``); it must treat each
+    example alone.
 
     The loop never waits for the device between steps: the recorded means
     stay on the device until the end, unless on_log asks for them (one read
@@ -204,7 +246,10 @@ def optimize(
         raise ValueError(f"steps must be >= 0, got {steps}")
     x0 = x0.detach()
     schedule = step_size if callable(step_size) else None
-    step_rule = STEP_RULES[rule](x0, schedule(0) if schedule else step_size)
+    if momentum and rule != "l2":
+        raise ValueError(f"momentum is a setting of the l2 step rule, not of {rule!r}")
+    options = {"momentum": momentum} if momentum else {}
+    step_rule = STEP_RULES[rule](x0, schedule(0) if schedule else step_size, **options)
     project, sample = _BALLS[step_rule.ball]
     x = x0.clone()
     if random_start:
@@ -257,6 +302,8 @@ def optimize(
         if not last:
             if schedule:
                 step_rule.step_size = schedule(step)
+            if grad_filter is not None:
+                grad = grad_filter(step, grad)
             x = step_rule(x, grad)
             if math.isfinite(eps):
                 x = x0 + project(x - x0, eps)
