@@ -253,14 +253,16 @@ def run_plan_on(cfg, pool, scs, fs):
     )
 
 
-def test_a_finding_whose_null_is_rejected_too_often_gets_no_participant_count():
-    """Power counts p < alpha in the claimed direction; when the simulated
+def test_participants_are_counted_only_where_the_null_is_rejected_at_alpha():
+    """Power counts p < alpha in the claimed direction; where the simulated
     null is rejected more often than alpha beyond Monte Carlo error, that
-    count includes false positives, and the planner gives no number."""
+    count includes false positives. The planner counts participants only
+    above the largest such count, and gives no number when even the largest
+    count of the grid is liberal."""
     from iriflow.power import POWER_COLUMNS, power_markdown, type_i_excess
 
     rows = []
-    for finding, null_reject in ((1, [0.04, 0.06, 0.02]), (4, [0.06, 0.20, 0.48])):
+    for finding, null_reject in ((1, [0.04, 0.06, 0.02]), (2, [0.22, 0.06, 0.02]), (4, [0.06, 0.20, 0.48])):
         for n, power, reject in zip([20, 40, 80], [0.3, 0.85, 0.99], null_reject):
             rows.append([finding, "simulated:x", "simulated:x", "m", n, 50, power, 0.05, power, 10.0, 100])
             rows.append([finding, "null", "simulated:x", "m", n, 50, reject / 2, 0.05, reject, 0.0, 100])
@@ -269,9 +271,16 @@ def test_a_finding_whose_null_is_rejected_too_often_gets_no_participant_count():
     assert type_i_excess(null4, 0.05)["n_participants"].tolist() == [40, 80]  # 6% of 50 is within MC error
     needed = needed_table(table, 0.8, 0.05).set_index(["finding", "scenario"])
     assert needed.loc[(1, "simulated:x"), "n_needed"] == 40 and needed.loc[(1, "simulated:x"), "type_i_controlled"]
+    assert needed.loc[(1, "simulated:x"), "type_i_from"] == 20
+    # finding 2: liberal at 20 (22% of 50), controlled from 40 on: 40 reaches 80% power, and is no interpolation
+    assert needed.loc[(2, "simulated:x"), ["n_needed", "n_interpolated", "type_i_from"]].tolist() == [40, 40, 40]
+    assert needed.loc[(2, "simulated:x"), "type_i_controlled"]
     assert np.isnan(needed.loc[(4, "simulated:x"), "n_needed"])
     assert not needed.loc[(4, "simulated:x"), "type_i_controlled"]
     md = power_markdown(table, needed.reset_index(), target=0.8, alpha=0.05, seconds=1.0, design="d")
     assert "| 4 | simulated:x | +10.0 | none (type-I rate above alpha) |" in md
-    assert "| 1 | simulated:x | +10.0 | 40 |" in md
+    assert "| 1 | simulated:x | +10.0 | 40 |" in md and "| 2 | simulated:x | +10.0 | 40 |" in md
     assert "Finding 4: its test rejected the null" in md and "40 (20%), 80 (48%)" in md
+    assert "not counted for it at all" in md.split("Finding 4:")[1].split("\n")[0]
+    assert "Finding 2: its test rejected the null" in md and "20 (22%) participants" in md
+    assert "counted only above 20." in md.split("Finding 2:")[1].split("\n")[0]

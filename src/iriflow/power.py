@@ -364,18 +364,21 @@ def type_i_excess(null: pd.DataFrame, alpha: float, level: float = 0.01) -> pd.D
 def needed_table(power: pd.DataFrame, target: float = 0.8, alpha: float = 0.05) -> pd.DataFrame:
     """Per finding and scenario: the smallest number of participants reaching
     ``target`` power (``smallest_n``), the interpolated estimate and the
-    effect it was computed at. A finding whose test rejects the simulated
-    null more often than ``alpha`` (``type_i_excess``, at any count) gets
-    no number: its power would count false positives
-    (``type_i_controlled`` False)."""
+    effect it was computed at, counted only among the participant counts
+    above every count at which the finding's test rejects the simulated null
+    more often than ``alpha`` (``type_i_excess``): below those, its power
+    would count false positives (``type_i_from``: the smallest count from
+    which the type-I rate is controlled; ``type_i_controlled`` False when it
+    is not even at the largest count, and then no number is given)."""
     rows = []
     null = power.loc[power["scenario"] == "null"]
-    excess = {f: len(type_i_excess(g, alpha)) == 0 for f, g in null.groupby("finding")}
+    worst = {f: type_i_excess(g, alpha)["n_participants"].max() for f, g in null.groupby("finding")}
     for (f, sc), g in power.groupby(["finding", "scenario"], sort=False):
-        grid, est = smallest_n(g["n_participants"], g["power"], target)
-        controlled = excess.get(f, True)
-        if not controlled:
-            grid, est = float("nan"), float("nan")
+        limit = worst.get(f, np.nan)
+        above = g if not np.isfinite(limit) else g.loc[g["n_participants"] > limit]
+        counts = sorted(power.loc[power["finding"] == f, "n_participants"].unique())
+        type_i_from = counts[0] if not np.isfinite(limit) else next((n for n in counts if n > limit), np.nan)
+        grid, est = smallest_n(above["n_participants"], above["power"], target) if len(above) else (np.nan, np.nan)
         rows.append(
             {
                 "finding": f,
@@ -386,7 +389,8 @@ def needed_table(power: pd.DataFrame, target: float = 0.8, alpha: float = 0.05) 
                 "n_interpolated": est,
                 "max_power": float(g["power"].max()),
                 "reject_max": float(g["reject"].max()),
-                "type_i_controlled": controlled,
+                "type_i_from": float(type_i_from),
+                "type_i_controlled": bool(len(above)),
             }
         )
     return pd.DataFrame(rows)
@@ -441,8 +445,12 @@ def power_markdown(
                     f"Finding {f}: its test rejected the null in more than {alpha:.0%} of the simulated studies "
                     "beyond Monte Carlo error (one-sided binomial p < 0.01) at "
                     + ", ".join(f"{r.n_participants} ({r.reject:.0%})" for r in bad.itertuples())
-                    + " participants, so no number of participants is given for it: its power would count "
-                    "false positives.",
+                    + " participants: its power there would count false positives, so participants are "
+                    + (
+                        f"counted only above {int(bad['n_participants'].max())}."
+                        if bad["n_participants"].max() < g["n_participants"].max()
+                        else "not counted for it at all."
+                    ),
                 ]
     lines += [
         "",
