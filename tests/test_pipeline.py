@@ -43,6 +43,9 @@ TINY = {
         "steps": 30,
         "step_size": 0.5,
         "step_schedule": "cosine",
+        # 30 short steps: the plain optimiser (momentum and coarse-to-fine: tests/test_optim.py, test_iri.py)
+        "momentum": 0,
+        "coarse_to_fine": [],
         "threshold": 0.5,
         "log_every": 10,
     },
@@ -103,6 +106,7 @@ def test_iri_jobs_lower_the_distance_and_report_convergence(tiny_run):
     assert saved.iris.shape == saved.targets.shape == saved.seeds.shape == (4, 1, 28, 28)
     assert str(saved.id) == "mnist5k/resnet18-ce-none-s0/penultimate/regfree/other-image"
     assert saved.settings["steps"] == 30 and saved.settings["model"] == "mnist5k/resnet18-ce-none-s0"
+    assert saved.settings["momentum"] == 0 and saved.settings["coarse_to_fine"] == []  # the config's, not defaults
     # the job (model x layer x loss) made the sets of every seed type in one batch: its curve and
     # provenance are beside them
     curve = pd.read_csv(job.parent / "curve.csv")
@@ -216,12 +220,14 @@ def test_alignment_table_cells_are_the_model_scores(tiny_run):
     table = pd.read_csv(work / "results/tables/alignment.csv").set_index(["loss", "variant"])
     md = (work / "results/tables/alignment.md").read_text()
     page = (work / "results/tables/alignment.html").read_text()
-    assert len(table) == len(primary) == 4 and list(table.columns) == ["resnet18", "resnet18 ci_lo", "resnet18 ci_hi"]
+    assert len(table) == len(primary) == 4
+    assert list(table.columns) == ["resnet18", "resnet18 ci_lo", "resnet18 ci_hi", "resnet18 n_targets"]
     for _, s in primary.iterrows():
         row = table.loc[(s["loss"], s["variant"])]
         assert row["resnet18"] == pytest.approx(100 * s["prop_correct"], abs=1e-9)  # 4 decimals -> 2 decimals in %
         assert (row["resnet18 ci_lo"], row["resnet18 ci_hi"]) == pytest.approx((100 * s["ci_lo"], 100 * s["ci_hi"]))
-        cell = f"{100 * s['prop_correct']:.1f} [{100 * s['ci_lo']:.1f}, {100 * s['ci_hi']:.1f}]"
+        assert row["resnet18 n_targets"] == s["n_targets"]
+        cell = f"{100 * s['prop_correct']:.1f} [{100 * s['ci_lo']:.1f}, {100 * s['ci_hi']:.1f}] n={s['n_targets']}"
         assert f"| {s['loss']} | {s['variant']} | {cell} |" in md and f"<td>{cell}</td>" in page
     assert f"of {PRIMARY[0]}, 2AFC, IRI's target vs another class's target" in md
 
