@@ -345,16 +345,28 @@ def test_momentum_turns_the_step_but_keeps_its_length():
         optimize(lambda x: x.sum((1, 2, 3)), x0, rule="adam", steps=1, step_size=0.1, momentum=0.5)
 
 
-def test_coarse_to_fine_averages_the_gradient_over_blocks_then_lets_it_be():
+def test_coarse_to_fine_keeps_only_coarse_detail_early_then_lets_the_gradient_be():
     filt = coarse_to_fine_filter(100, [0.25, 0.5])
-    g = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(0))
-    coarse, middle, fine = filt(0, g), filt(30, g), filt(50, g)
-    # steps 0-24: each 4x4 block holds the block's mean; 25-49: 2x2 blocks; from 50 on: the gradient itself
-    assert torch.allclose(coarse[:, :, :4, :4], g[:, :, :4, :4].mean((2, 3), keepdim=True).expand(-1, -1, 4, 4))
-    assert torch.allclose(middle[:, :, 2:4, 6:8], g[:, :, 2:4, 6:8].mean((2, 3), keepdim=True).expand(-1, -1, 2, 2))
-    assert torch.equal(fine, g) and torch.equal(filt(24, g), filt(0, g)) and not torch.equal(filt(25, g), coarse)
+    gen = torch.Generator().manual_seed(0)
+    i, j = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    fine = ((-1.0) ** (i + j)).expand(3, 2, 8, 8)  # a checkerboard: no 2x2 block has any of it
+    level = torch.randn(3, 2, 1, 1, generator=gen)  # one value per image and channel
+    g = level + fine
+    # steps 0-24 (4x4 blocks) and 25-49 (2x2): the checkerboard is gone, each image's level stays
+    for step in (0, 24, 25, 49):
+        assert torch.allclose(filt(step, g), level.expand(-1, -1, 8, 8), atol=1e-6)
+    # 4x4 blocks keep a left-right ramp of block means, spread smoothly; 2x2 blocks keep more of it
+    ramp = j.to(torch.float32).expand(1, 1, 8, 8)
+    coarse, middle = filt(0, ramp)[0, 0], filt(30, ramp)[0, 0]
+    assert torch.allclose(coarse.mean(), ramp.mean()) and torch.allclose(middle.mean(), ramp.mean())
+    assert (coarse.diff(dim=1) >= 0).all() and (coarse.diff(dim=0) == 0).all()
+    assert torch.allclose(coarse[:, :2], torch.full((8, 2), 1.5))  # the first block's mean, up to its centre
+    assert coarse[0, 3] < coarse[0, 4] and middle.std() > coarse.std()
+    # from step 50 on: the gradient itself
+    assert torch.equal(filt(50, g), g) and torch.equal(filt(99, g), g)
     # each image (and channel) alone: filtering the batch equals filtering each image
-    assert torch.equal(torch.cat([filt(0, g[i : i + 1]) for i in range(3)]), coarse)
+    noise = torch.randn(3, 2, 8, 8, generator=gen)
+    assert torch.equal(torch.cat([filt(0, noise[k : k + 1]) for k in range(3)]), filt(0, noise))
     # sizes that the blocks do not divide keep their shape
     assert filt(0, torch.ones(1, 1, 7, 5)).shape == (1, 1, 7, 5)
     assert coarse_to_fine_filter(100, []) is None
