@@ -26,6 +26,7 @@ from .config import ConfigError, ModelSpec
 from .io import tex_escape
 
 SET_PARTS = ("dataset", "model", "layer", "loss", "seed_type")
+ITEM_SEP = "#"  # an answer's item: <set_id>#<target>
 FEATURE_MEASURE = "feature-2afc:bottom"
 MEASURES = ("2afc:other-target", "2afc:seed", "matching", FEATURE_MEASURE)
 MEASURE_LABELS = {
@@ -224,7 +225,7 @@ def answers(responses: pd.DataFrame, trials: pd.DataFrame, models_cfg: Mapping[s
     )
     out["measure"] = [measure_name(k, a) for k, a in zip(r["kind"], r["alternative"].fillna(""))]
     out["chance"] = 1.0 / r["n_options"].astype(float)
-    out["item"] = r["set_id"] + "#" + r["target"].astype(str)
+    out["item"] = r["set_id"] + ITEM_SEP + r["target"].astype(str)
     parts = split_set_ids(r["set_id"])
     out = pd.concat([out, parts], axis=1)
     factors = pd.DataFrame(
@@ -277,6 +278,11 @@ def load_answers(
     return answers(responses, trials, models_cfg)
 
 
+def item_targets(items: pd.Series) -> pd.Series:
+    """The target (its position in the IRI set) of each item ``<set_id>#<target>`` of the answers."""
+    return items.str.rsplit(ITEM_SEP, n=1).str[1]
+
+
 def load_run_answers(inputs: Any, models_cfg: Mapping[str, Any]) -> pd.DataFrame:
     """``load_answers`` of a rule's judgment inputs (rules/analysis_common.smk
     JUDGMENT_TABLES: trials, responses, real, key, exclusions)."""
@@ -313,7 +319,7 @@ def pooled_scores(
                 "n_participants": mat.shape[0],
                 "n_items": mat.shape[1],
                 # the targets of the scored (converged) IRIs: models are compared on the same ones only if equal
-                "n_targets": g["item"].str.rsplit("#", n=1).str[1].nunique(),
+                "n_targets": item_targets(g["item"]).nunique(),
                 "n_answers": len(g),
                 "chance": float(g["chance"].mean()),
                 "prop_correct": mean,

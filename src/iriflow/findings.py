@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .analysis import FEATURE_MEASURE, MEASURE_LABELS, loss_kind, preferred_levels, primary_observer
+from .analysis import FEATURE_MEASURE, MEASURE_LABELS, item_targets, loss_kind, preferred_levels, primary_observer
 from .stats import Analysis, agreement, analyse
 
 TABLES = ("tests", "contrasts", "coefficients")
@@ -552,7 +552,7 @@ def targets_scored(data: pd.DataFrame, losses: Sequence[str]) -> str:
     main = data.loc[data["measure"] != FEATURE_MEASURE]
     if main.empty:
         return "none"
-    n = main.assign(target=main["item"].str.rsplit("#", n=1).str[1]).groupby(["model", "loss"])["target"].nunique()
+    n = main.assign(target=item_targets(main["item"])).groupby(["model", "loss"])["target"].nunique()
     return "; ".join(
         f"{model} " + "/".join(str(n.get((model, loss), 0)) for loss in losses)
         for model in sorted(main["model"].unique())

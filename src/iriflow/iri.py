@@ -126,7 +126,7 @@ class ExampleStreams:
     def __init__(self, seed: int, keys: Tensor, block: int = 256):
         self.seed, self.keys, self.gens = seed, keys.tolist(), None
         self.block, self.buf, self.pos = block, None, 0
-        self.rows: Tensor | None = None  # the active examples (LossContext.narrow); all are drawn
+        self.rows: Tensor | None = None  # the active examples, on the CPU (LossContext.narrow); all are drawn
 
     def rand(self, k: int) -> Tensor:
         if self.gens is None:
@@ -136,7 +136,7 @@ class ExampleStreams:
             self.pos = 0
         self.pos += 1
         u = self.buf[self.pos - 1]
-        return u if self.rows is None else u[self.rows.cpu()]
+        return u if self.rows is None else u[self.rows]
 
 
 def example_keys(seed_type: str, n: int) -> Tensor:
@@ -166,7 +166,8 @@ class LossContext:
         per-example value a loss computed at build goes through ``cut``). The
         random streams keep drawing for every example, so each example's
         draws are those of the whole batch."""
-        self.rows = self.streams.rows = rows
+        self.rows = rows
+        self.streams.rows = rows.cpu()  # once per narrowing, not at every draw (a device read on CUDA)
         whole_rep, whole_targets, whole_seeds, whole_groups = self._whole
         self.target_rep, self.targets, self.seeds = whole_rep[rows], whole_targets[rows], whole_seeds[rows]
         self.groups = None if whole_groups is None else whole_groups[rows.to(whole_groups.device)]

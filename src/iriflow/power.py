@@ -376,8 +376,7 @@ def needed_table(power: pd.DataFrame, target: float = 0.8, alpha: float = 0.05) 
     for (f, sc), g in power.groupby(["finding", "scenario"], sort=False):
         limit = worst.get(f, np.nan)
         above = g if not np.isfinite(limit) else g.loc[g["n_participants"] > limit]
-        counts = sorted(power.loc[power["finding"] == f, "n_participants"].unique())
-        type_i_from = counts[0] if not np.isfinite(limit) else next((n for n in counts if n > limit), np.nan)
+        type_i_from = above["n_participants"].min() if len(above) else np.nan
         grid, est = smallest_n(above["n_participants"], above["power"], target) if len(above) else (np.nan, np.nan)
         rows.append(
             {
