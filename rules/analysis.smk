@@ -284,6 +284,7 @@ rule figure_adversarial:
 rule figure_checkpoints:
     input:
         scores=rules.model_scores.output.checkpoints,
+        alignment=rules.score_alignment.output.alignment,
     output:
         png=report(f"{FIG}/simclr_checkpoints.png", caption="../report/simclr_checkpoints.rst", category="Figures"),
         pdf=f"{FIG}/simclr_checkpoints.pdf",
@@ -299,6 +300,7 @@ rule figure_checkpoints:
         primary=ANALYSIS["primary"],
         checkpoints=CKPT,
         levels=LEVELS,
+        models=model_design(config),
     script:
         "../scripts/figure_checkpoints.py"
 

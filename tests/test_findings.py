@@ -304,6 +304,67 @@ def test_supervised_references_match_dataset_arch_and_seed_only(cfg):
     assert supervised_references("somewhere/external-model", candidates, cfg["models"]) == []
 
 
+def test_the_simclr_figure_draws_the_supervised_references_at_their_scores(cfg):
+    from iriflow.findings import reference_scores
+    from iriflow.plots import REFERENCE_COLOR, checkpoint_figure
+
+    def row(model, arch, loss="regfree", seed_type="other-image", alternative="other-target", observer=PRIMARY[0]):
+        p = 0.1 + 0.01 * len(rows)  # a distinct score per row
+        return {
+            "dataset": "mnist5k",
+            "model": model,
+            "layer": "penultimate",
+            "loss": loss,
+            "seed_type": seed_type,
+            "arch": arch,
+            "kind": "2afc",
+            "alternative": alternative,
+            "observer": observer,
+            "prop_correct": p,
+            "ci_lo": p - 0.05,
+            "ci_hi": p + 0.05,
+        }
+
+    rows = []
+    for spec in [
+        ("resnet18-ce-standard-s0", "resnet18"),  # the reference, in the checkpoints' setting
+        ("resnet18-ce-standard-s0", "resnet18", "tv-l6"),  # another loss
+        ("resnet18-ce-standard-s0", "resnet18", "regfree", "super-noise"),  # another seed type
+        ("resnet18-ce-standard-s0", "resnet18", "regfree", "other-image", "seed"),  # another measure
+        ("resnet18-ce-adv_l2-s0", "resnet18"),  # robust: not a reference
+        ("vgg16bn-ce-standard-s0", "vgg16bn"),  # no plain SimCLR VGG among the checkpoints below
+        ("resnet18-ce-standard-s0", "resnet18", "regfree", "other-image", "other-target", "simulated:fsim"),
+    ]:
+        rows.append(row(*spec))
+    alignment = pd.DataFrame(rows)
+    grid = {"archs": ("resnet18",), "losses": ("regfree",), "seed_types": ("other-image",)}
+    ckpt = answers_of(
+        cfg, grid, lambda *a: 0.0, seed=14, objective="simclr", augs=("simclr", "simclr_adv"), epochs=(2, 4)
+    )
+    scores = pooled_scores(ckpt, (*SCORE_KEYS, "seed_type", "epoch"), n_boot=20)
+    refs = reference_scores(
+        alignment,
+        scores,
+        cfg["models"],
+        layer="penultimate",
+        loss="regfree",
+        seed_type="other-image",
+        measure=PRIMARY[1],
+    )
+    # the reference in the checkpoints' setting, under each observer (fsim's row too: the figure picks per panel)
+    assert refs["model"].unique().tolist() == ["mnist5k/resnet18-ce-standard-s0"]
+    assert dict(zip(refs["observer"], refs["prop_correct"].round(2))) == {PRIMARY[0]: 0.1, "simulated:fsim": 0.16}
+    assert refs["ci_lo"].round(2).tolist() == (refs["prop_correct"] - 0.05).round(2).tolist()
+    fig = checkpoint_figure(scores, PRIMARY[1], preferred_levels(cfg), references=refs)
+    grey = [
+        line.get_ydata()[0]
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if line.get_color() == REFERENCE_COLOR and len(set(line.get_ydata())) == 1
+    ]
+    assert grey == [pytest.approx(10.0)]  # the ssim panel only: these scores have no fsim observer
+
+
 # --- notes ------------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from .analysis import (
     MEASURE_LABELS,
     item_targets,
     loss_kind,
+    measure_name,
     model_factors,
     preferred_levels,
     primary_observer,
@@ -225,6 +226,34 @@ def supervised_references(model: str, candidates: Iterable[str], models_cfg: Map
         ):
             refs.append(m)
     return refs
+
+
+def reference_scores(
+    alignment: pd.DataFrame,
+    checkpoint_scores: pd.DataFrame,
+    models_cfg: Mapping[str, Any],
+    *,
+    layer: str,
+    loss: str,
+    seed_type: str,
+    measure: str,
+) -> pd.DataFrame:
+    """The scores (judgments/alignment.csv rows) of the plain SimCLR
+    models' supervised references in the checkpoints' setting (layer, loss,
+    seed type, measure): the level finding 3 (c) compares plain SimCLR
+    with, for the SimCLR-across-training figure. Columns observer, arch,
+    model (full id), prop_correct, ci_lo, ci_hi."""
+    columns = ["observer", "arch", "model", "prop_correct", "ci_lo", "ci_hi"]
+    if alignment.empty or checkpoint_scores.empty:
+        return pd.DataFrame(columns=columns)
+    a = alignment.assign(
+        model=alignment["dataset"] + "/" + alignment["model"],
+        measure=[measure_name(k, alt) for k, alt in zip(alignment["kind"], alignment["alternative"])],
+    )
+    a = a.loc[(a["layer"] == layer) & (a["loss"] == loss) & (a["seed_type"] == seed_type) & (a["measure"] == measure)]
+    plain = checkpoint_scores.loc[checkpoint_scores["adversarial"] == "standard", "model"].unique()
+    refs = {r for m in plain for r in supervised_references(m, a["model"], models_cfg)}
+    return a.loc[a["model"].isin(refs), columns].reset_index(drop=True)
 
 
 def _plain_vs_supervised(main, regfree: str | None, plain: Iterable[str], models_cfg: Mapping[str, Any]) -> list:

@@ -28,6 +28,7 @@ SHORT_MEASURES = {
     "matching": "matching: k IRIs to k targets",
 }
 CHANCE_STYLE = {"color": "0.45", "lw": 1.0, "ls": "--", "zorder": 0}
+REFERENCE_COLOR = "0.6"  # finding 3's supervised reference models in the SimCLR-across-training figure
 
 
 def _theme() -> None:
@@ -263,11 +264,18 @@ def adversarial_figure(scores: pd.DataFrame, losses: Sequence[str], levels: Mapp
 
 
 def checkpoint_figure(
-    scores: pd.DataFrame, measure: str, levels: Mapping[str, Sequence[str]], subtitle: str = ""
+    scores: pd.DataFrame,
+    measure: str,
+    levels: Mapping[str, Sequence[str]],
+    subtitle: str = "",
+    references: pd.DataFrame | None = None,
 ) -> plt.Figure:
     """% correct (95% CI) of the IRIs of SimCLR snapshots against the
     training epoch; colour: augmentation (plain vs adversarial views), line
-    style and marker: architecture; one panel per observer kind."""
+    style and marker: architecture; one panel per observer kind. Grey
+    horizontal lines in the architecture's line style: ``references``
+    (iriflow.findings.reference_scores), the standard supervised models
+    plain SimCLR is compared with (finding 3, part c)."""
     d = scores.loc[scores["measure"] == measure] if len(scores) else scores
     if d.empty:
         return message_figure(
@@ -289,6 +297,10 @@ def checkpoint_figure(
         ax = axes[0][j]
         for c in d.loc[d["observer"] == obs, "chance"].unique():
             ax.axhline(100 * c, **CHANCE_STYLE)
+        if references is not None:
+            for _, r in references.loc[references["observer"] == obs].iterrows():
+                if r["arch"] in styles:
+                    ax.axhline(100 * r["prop_correct"], color=REFERENCE_COLOR, ls=styles[r["arch"]], lw=1.5, zorder=1)
         for a_i, arch in enumerate(archs):
             for aug in augs:
                 g = d.loc[(d["observer"] == obs) & (d["arch"] == arch) & (d["augmentation"] == aug)].sort_values(
@@ -319,13 +331,17 @@ def checkpoint_figure(
         + [Line2D([], [], color="0.2", ls=styles[a], marker=MARKERS[i % len(MARKERS)]) for i, a in enumerate(archs)]
         + [Line2D([], [], **{**CHANCE_STYLE, "zorder": 1})]
     )
+    labels = [*augs, *archs, "chance"]
+    if references is not None and len(references):
+        handles.append(Line2D([], [], color=REFERENCE_COLOR, lw=2))
+        labels.append("supervised, standard (final)")
     fig.suptitle(
         f"SimCLR alignment across training: {MEASURE_LABELS.get(measure, measure)}"
         + (f"\n{subtitle}" if subtitle else ""),
         y=0.995,
     )
     fig.tight_layout(rect=(0, 0.1, 1, 0.95 if subtitle else 0.97))
-    _legend_below(fig, handles, [*augs, *archs, "chance"])
+    _legend_below(fig, handles, labels)
     return fig
 
 
