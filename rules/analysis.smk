@@ -374,12 +374,12 @@ rule power:
         runtime=by_attempt(60),
     params:
         power=ANALYSIS["power"],
-        analysis=ANALYSIS,
-        models=config["models"],
+        analysis={k: ANALYSIS[k] for k in ("alpha", "bootstrap", "interactions", "factors", "primary")},
+        models=model_design(config),
         iris={k: config["iris"][k] for k in ("losses", "seed_types", "loss_defs")},
-        judgments=config["judgments"],
         survey={k: config["survey"][k] for k in ("trials_per_participant", "catch_per_participant")},
         observers=OBSERVERS,
+        levels=LEVELS,
     script:
         "../scripts/power.py"
 

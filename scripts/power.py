@@ -6,7 +6,7 @@ participants, the smallest number reaching the target power, and a figure."""
 
 import pandas as pd
 
-from iriflow.analysis import loss_kind, preferred_levels, primary_observer, read_responses, read_trials
+from iriflow.analysis import loss_kind, primary_observer, read_responses, read_trials
 from iriflow.findings import validity_lines
 from iriflow.io import atomic_path
 from iriflow.plots import power_figure, save_figure
@@ -25,7 +25,6 @@ losses = p.iris["losses"]
 regfree = next((loss for loss in losses if loss_kind({"iris": p.iris}, loss) == "regfree"), None)
 findings = planned_findings(pool, an["primary"]["measure"], regfree, an["alpha"])
 per_participant = p.survey["trials_per_participant"] - p.survey["catch_per_participant"]
-levels = preferred_levels({"models": p.models, "iris": p.iris, "judgments": p.judgments})
 ctx.log.info(
     "pool: %d trials; %d per participant; observers %s (null and planted effects from %s); findings %s",
     len(pool),
@@ -45,7 +44,7 @@ table = plan(
     analysis_kw={
         "factors": an["factors"],
         "interactions": an["interactions"],
-        "preferred_levels": levels,
+        "preferred_levels": p.levels,
         "level": an["bootstrap"]["level"],
     },
     alpha=an["alpha"],

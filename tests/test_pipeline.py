@@ -374,3 +374,5 @@ def test_a_real_responses_file_reruns_no_simulated_observer(tiny_run):
     # the real answers are checked and scored; nothing upstream of scoring runs again
     assert {"check_responses", "score_alignment"} <= rules, text[-3000:]
     assert not rules & {"simulate_judgments", "calibrate_observers", "generate_iris", "train_model", "checkpoint_iris"}
+    # the power planner simulates studies from the simulated observers only
+    assert "power" not in rules, sorted(rules)
