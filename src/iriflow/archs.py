@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 
 from .catalog import PENULTIMATE
@@ -443,15 +442,20 @@ class TorchvisionResNet(Backbone):
 
     TORCHVISION_MODULES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
-    def __init__(self, factory: Callable[..., torchvision.models.ResNet], in_channels: int):
+    def __init__(self, name: str, in_channels: int):
+        # imported here, not with the module: torchvision's import (with torch._dynamo) costs
+        # about 2 s of every job process, and only these backbones need it
+        from torchvision.models import resnet
+
         super().__init__()
-        net = factory(weights=None)
+        net = getattr(resnet, name)(weights=None)
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, net.conv1.out_channels, 7, 2, 3, bias=False)
             nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
-        for name in self.TORCHVISION_MODULES:
-            setattr(self, name, getattr(net, name))
+        for module in self.TORCHVISION_MODULES:
+            setattr(self, module, getattr(net, module))
         self.feature_dim = net.fc.in_features
+        self.bottleneck = isinstance(net.layer4[-1], resnet.Bottleneck)
 
     def stages(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
         return [
@@ -473,7 +477,7 @@ class TorchvisionResNet(Backbone):
         identity = x if last.downsample is None else last.downsample(x)
         out = last.relu(last.bn1(last.conv1(x)))
         out = last.bn2(last.conv2(out))
-        if isinstance(last, torchvision.models.resnet.Bottleneck):
+        if self.bottleneck:
             out = last.bn3(last.conv3(last.relu(out)))
         return out + identity
 
@@ -481,13 +485,13 @@ class TorchvisionResNet(Backbone):
 @ARCHS.register("tv_resnet18")
 def tv_resnet18(in_channels: int = 3, width: float = 1.0, stem_stride: int = 1) -> Backbone:
     """torchvision ResNet-18 for ImageNet-like resolution; ``width`` and ``stem_stride`` are ignored."""
-    return TorchvisionResNet(torchvision.models.resnet18, in_channels)
+    return TorchvisionResNet("resnet18", in_channels)
 
 
 @ARCHS.register("tv_resnet50")
 def tv_resnet50(in_channels: int = 3, width: float = 1.0, stem_stride: int = 1) -> Backbone:
     """torchvision ResNet-50 for ImageNet-like resolution; ``width`` and ``stem_stride`` are ignored."""
-    return TorchvisionResNet(torchvision.models.resnet50, in_channels)
+    return TorchvisionResNet("resnet50", in_channels)
 
 
 # --------------------------------------------------------------------------- wrapper
