@@ -309,3 +309,30 @@ def test_contrasts_of_named_factors_only_equal_those_of_every_family():
     assert len(o) == len(f) > 3
     pd.testing.assert_frame_equal(o[cols], f.loc[o.index, cols])
     assert (o["p_holm"] <= f.loc[o.index, "p_holm"] + 1e-12).all()
+
+
+def test_tests_and_contrasts_asked_for_equal_those_of_the_full_analysis():
+    """The power planner computes only what a verdict reads: the adversarial
+    LR tests (in every scope) and the adversarial contrasts over all answers
+    of each loss. They equal the full analysis' rows; nothing else is there."""
+    d = _two_losses()
+    kw = {"by": "loss", "covariates": (), "preferred_levels": {"adversarial": ["standard", "adversarial"]}}
+    full = analyse(d, ["arch", "adversarial"], **kw)
+    few = analyse(d, ["arch", "adversarial"], contrasts=("adversarial",), tests=("adversarial",), within=False, **kw)
+    full_tests = full.tests.loc[full.tests["term"] == "adversarial"].reset_index(drop=True)
+    assert set(full.tests["term"]) > {"adversarial"}  # arch, loss and the interactions were tested too
+    assert sorted(few.tests["scope"]) == ["all", "loss=adversarial", "loss=regfree"]
+    pd.testing.assert_frame_equal(few.tests, full_tests)
+    assert few.tests.set_index("scope").loc["loss=regfree", "p"] < 1e-6  # the planted effect
+    assert few.tests.set_index("scope").loc["loss=adversarial", "p"] > 0.01
+    keys = ["factor", "level_a", "level_b", "condition"]
+    cols = ["estimate", "se", "z", "p", "diff_pp", "diff_pp_lo", "diff_pp_hi", "n_a", "n_b"]
+    assert sorted(few.contrasts["condition"]) == ["loss=adversarial", "loss=regfree"]
+    f = full.contrasts.loc[full.contrasts["family"] == "factor"].set_index(keys)
+    o = few.contrasts.set_index(keys)
+    pd.testing.assert_frame_equal(o[cols], f.loc[o.index, cols])
+    assert o.loc[("adversarial", "adversarial", "standard", "loss=regfree"), "diff_pp"] > 20
+    assert (full.contrasts["condition"].str.contains("arch=")).any()  # the full one has them within arch
+    nothing = analyse(d, ["arch", "adversarial"], contrasts=False, tests=False, **kw)
+    assert nothing.tests.empty and nothing.contrasts.empty
+    pd.testing.assert_frame_equal(nothing.coefficients, full.coefficients)

@@ -229,8 +229,16 @@ class PlannedFinding:
         """(supported, p) of one study's answers."""
         if data.empty or data["participant"].nunique() < 2:
             return False, float("nan")
-        # the verdict reads the LR test and the adversarial contrast: no other contrasts
-        an = analyse(data, by=self.by, covariates=self.covariates, contrasts=("adversarial",), **analysis_kw)
+        # the verdict reads the adversarial LR test and contrast: nothing else is computed
+        an = analyse(
+            data,
+            by=self.by,
+            covariates=self.covariates,
+            contrasts=("adversarial",),
+            tests=("adversarial",),
+            within=False,
+            **analysis_kw,
+        )
         row = self.verdict(an, observer, self.measure)
         return row["verdict"] == "supported", float(row["p"])
 

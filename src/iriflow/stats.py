@@ -467,11 +467,12 @@ def factor_contrasts(
     by: str | None,
     level: float = 0.95,
     only: Sequence[str] | None = None,
+    within: bool = True,
 ) -> pd.DataFrame:
     """Every pair of levels of every factor (and of ``by``), within each level
-    of ``by`` and within each level of every other factor there, from the
-    full model; Holm-adjusted as one family. ``only`` limits the contrasted
-    factors (the conditions still range over all of them)."""
+    of ``by`` and (``within``) within each level of every other factor there,
+    from the full model; Holm-adjusted as one family. ``only`` limits the
+    contrasted factors (the conditions still range over all of them)."""
     rows = []
     table = cells.table
     by_levels = fit.design.levels[by] if by else (None,)
@@ -480,14 +481,15 @@ def factor_contrasts(
             continue
         for a, b in itertools.combinations(fit.design.levels[f], 2):
             conditions: list[dict[str, str]] = []
+            others = [g for g in factors if g != f] if within else []
             if f == by:
                 conditions.append({})
-                conditions += [{g: lvl} for g in factors for lvl in fit.design.levels[g]]
+                conditions += [{g: lvl} for g in others for lvl in fit.design.levels[g]]
             else:
                 for lb in by_levels:
                     base = {by: lb} if by else {}
                     conditions.append(base)
-                    conditions += [{**base, g: lvl} for g in factors if g != f for lvl in fit.design.levels[g]]
+                    conditions += [{**base, g: lvl} for g in others for lvl in fit.design.levels[g]]
             for cond in conditions:
                 sub = table
                 for g, lvl in cond.items():
@@ -632,6 +634,8 @@ def analyse(
     preferred_levels: Mapping[str, Sequence[str]] | None = None,
     level: float = 0.95,
     contrasts: bool | Sequence[str] = True,
+    tests: bool | Sequence[str] = True,
+    within: bool = True,
 ) -> Analysis:
     """Fit the full model and test every factor (scope ``all``: the factor
     and every interaction it enters; ``<factor> x <by>``: only its
@@ -646,7 +650,12 @@ def analyse(
     model, chance and the named variables, which must be constant within a
     set_id. ``contrasts``: True for every family, False for none, or the
     factors whose factor contrasts alone are wanted (the power planner
-    reads one contrast per simulated study: no model pairs then)."""
+    reads one contrast per simulated study: no model pairs then);
+    ``within``: False leaves out the factor contrasts within the levels of
+    the other factors. ``tests``: True for every test, False for none, or
+    the terms (names as in the ``term`` column) whose tests alone are
+    wanted. What is computed is the same as in the full analysis; what is
+    left out is only not computed (Holm adjusts within the smaller family)."""
     if data.empty:
         return _empty_analysis({"data": "no answers"})
     variables = [*factors, *([by] if by else []), *covariates]
@@ -673,6 +682,9 @@ def analyse(
                 for f in kept
             ]
     specs += [(c, design.columns_of(lambda t, c=c: t == (c,)), "covariate") for c in covs]
+    wanted = None if tests is True else set(tests or ())
+    if wanted is not None:
+        specs = [s for s in specs if s[0] in wanted]
     rows = _tests(cells, fit, specs, "all")
     if by and not by_:  # one level of by: its scope holds the same answers, so the same factor tests
         rows += [{**r, "scope": f"{by}={by_levels[0]}"} for r in rows if r["term"] in kept]
@@ -682,23 +694,28 @@ def analyse(
         sub_levels = ordered_levels(sub.table, variables, preferred_levels)
         sub_kept, _ = select_factors(sub.table, kept, sub_levels)
         sub_covs = [c for c in covs if len(sub_levels[c]) >= 2]
-        if not sub_kept:
+        if not [f for f in sub_kept if wanted is None or f in wanted]:
             continue
         sub_design = build_design(sub.table, model_terms(sub_kept, None, sub_covs, interactions), sub_levels)
         sub_fit = fit_binomial(sub, sub_design)
         rows += _tests(
             sub,
             sub_fit,
-            [(f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions") for f in sub_kept],
+            [
+                (f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions")
+                for f in sub_kept
+                if wanted is None or f in wanted
+            ],
             f"{by}={lb}",
         )
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS))
     if contrasts is True:
         contrast_table = pd.concat(
-            [factor_contrasts(cells, fit, kept, by, level), model_contrasts(cells, by, level)], ignore_index=True
+            [factor_contrasts(cells, fit, kept, by, level, within=within), model_contrasts(cells, by, level)],
+            ignore_index=True,
         )
     elif contrasts:
-        contrast_table = factor_contrasts(cells, fit, kept, by, level, only=list(contrasts))
+        contrast_table = factor_contrasts(cells, fit, kept, by, level, only=list(contrasts), within=within)
     else:
         contrast_table = pd.DataFrame(columns=list(CONTRAST_COLUMNS))
     se = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
