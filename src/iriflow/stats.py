@@ -694,21 +694,18 @@ def analyse(
         sub_levels = ordered_levels(sub.table, variables, preferred_levels)
         sub_kept, _ = select_factors(sub.table, kept, sub_levels)
         sub_covs = [c for c in covs if len(sub_levels[c]) >= 2]
-        if not [f for f in sub_kept if wanted is None or f in wanted]:
+        sub_tested = [f for f in sub_kept if wanted is None or f in wanted]
+        if not sub_tested:
             continue
         sub_design = build_design(sub.table, model_terms(sub_kept, None, sub_covs, interactions), sub_levels)
         sub_fit = fit_binomial(sub, sub_design)
         rows += _tests(
             sub,
             sub_fit,
-            [
-                (f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions")
-                for f in sub_kept
-                if wanted is None or f in wanted
-            ],
+            [(f, sub_design.columns_of(lambda t, f=f: f in t), "factor and its interactions") for f in sub_tested],
             f"{by}={lb}",
         )
-    tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS))
+    test_table = pd.DataFrame(rows, columns=list(TEST_COLUMNS))
     if contrasts is True:
         contrast_table = pd.concat(
             [factor_contrasts(cells, fit, kept, by, level, within=within), model_contrasts(cells, by, level)],
@@ -735,7 +732,7 @@ def analyse(
         notes["not identifiable"] = " ".join(design.dropped)
     if fit.warnings:
         notes["fit warnings"] = "; ".join(fit.warnings)
-    return Analysis(tests, contrast_table, coefficients, kept, notes, fit.n)
+    return Analysis(test_table, contrast_table, coefficients, kept, notes, fit.n)
 
 
 # --- agreement between observer kinds ----------------------------------------------
