@@ -12,7 +12,7 @@ import pandas as pd
 
 from iriflow.device import describe
 from iriflow.io import atomic_path, write_provenance
-from iriflow.iri import job_inputs, job_set, run_job, save_job
+from iriflow.iri import CURVE_COLUMNS, job_inputs, job_set, run_job, save_job
 from iriflow.iriset import SetId
 from iriflow.runtime import RuleContext
 from iriflow.snapshots import load_snapshot
@@ -50,8 +50,8 @@ for epoch in epochs:
         s,
         device,
         max_batch,
-        on_log=lambda b, step, loss, epoch=epoch: ctx.log.info(
-            "epoch %d step %d/%d mean loss %.4f", epoch, step, s["steps"], loss
+        on_log=lambda b, p, step, loss, epoch=epoch: ctx.log.info(
+            "epoch %d pass %d step %d/%d mean loss %.4f", epoch, p, step, s["steps"], loss
         ),
     )
     rel = result.rel_dist
@@ -68,9 +68,14 @@ for epoch in epochs:
     d.mkdir(parents=True)
     save_job(job_set(set_id, inputs, result, settings), iris=d / "iris.npz", table=d / "iris.csv", grid=d / "grid.png")
     curves += [(epoch, *row) for row in history]
-    counts[epoch] = {"median_rel_dist": float(rel.median()), "converged": int(result.converged.sum()), "n": len(rel)}
+    counts[epoch] = {
+        "median_rel_dist": float(rel.median()),
+        "converged": int(result.converged.sum()),
+        "restarted": int((result.restarts > 0).sum()),
+        "n": len(rel),
+    }
 with atomic_path(tmp / "curve.csv") as path:
-    pd.DataFrame(curves, columns=["epoch", "batch", "step", "mean_loss"]).to_csv(path, index=False, float_format="%.6g")
+    pd.DataFrame(curves, columns=["epoch", *CURVE_COLUMNS]).to_csv(path, index=False, float_format="%.6g")
 write_provenance(
     tmp / "provenance.json",
     {**s, **c},

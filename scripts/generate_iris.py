@@ -37,7 +37,9 @@ results, history = run_job(
     s,
     device,
     max_batch,
-    on_log=lambda batch, step, loss: ctx.log.info("batch %d step %d/%d mean loss %.4f", batch, step, s["steps"], loss),
+    on_log=lambda batch, p, step, loss: ctx.log.info(
+        "batch %d pass %d step %d/%d mean loss %.4f", batch, p, step, s["steps"], loss
+    ),
 )
 counts = {}
 for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table, out.grid):
@@ -54,16 +56,18 @@ for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table,
     counts[inputs.seed_type] = {
         "median_rel_dist": float(rel.median()),
         "converged": int(result.converged.sum()),
+        "restarted": int((result.restarts > 0).sum()),
         "n": len(rel),
     }
     ctx.log.info(
-        "%s: relative distance median %.4f, max %.4f; converged %d/%d (threshold %g)",
+        "%s: relative distance median %.4f, max %.4f; converged %d/%d (threshold %g), %d of them restarted",
         set_id,
         rel.median().item(),
         rel.max().item(),
         counts[inputs.seed_type]["converged"],
         len(rel),
         s["threshold"],
+        counts[inputs.seed_type]["restarted"],
     )
 save_curve(history, out.curve)
 write_provenance(

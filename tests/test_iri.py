@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -140,7 +142,7 @@ def test_regfree_optimiser_lowers_the_representation_distance():
         start = loss_ctx(rep, targets, seeds).l_rep(seeds)
     res = generate(rep, targets, seeds, {"kind": "regfree"}, steps=150, step_size=0.5, schedule="cosine", threshold=0.1)
     assert (res.rel_dist < 0.25 * start).all(), (start, res.rel_dist)
-    assert res.history[0][1] > res.history[-1][1]
+    assert res.history[0][2] > res.history[-1][2]
     assert torch.equal(res.converged, res.rel_dist < 0.1)
     assert all(p.grad is None for p in model.parameters())
 
@@ -239,9 +241,10 @@ def job_settings(loss_spec):
         "metric": "ssim",
         "seed": 0,
         "log_every": 4,
-        "stop_every": 4,  # (grouping and stopping together)
+        "stop_every": 4,  # (grouping, stopping and restarting together)
+        "restarts": 1,
         "amp": "off",
-        "channels_last": False,
+        "channels_last": True,
     }
 
 
@@ -277,14 +280,16 @@ def test_a_grouped_job_makes_the_sets_of_one_job_per_set(loss_spec):
     max_batch = 4 if loss_spec["kind"] in ("regfree-transforms", "adversarial") else 1024
     model, sets, s = small_model(), job_sets(), job_settings(loss_spec)
     grouped, history = run_job(model, "penultimate", sets, s, "cpu", max_batch)
-    assert len(grouped) == 3 and {b for b, _, _ in history} == set(range(len(job_batches([5] * 3, max_batch)[0])))
+    assert len(grouped) == 3 and {b for b, *_ in history} == set(range(len(job_batches([5] * 3, max_batch)[0])))
     for inputs, together in zip(sets, grouped):
         (alone,), _ = run_job(model, "penultimate", [inputs], s, "cpu", max_batch)
         torch.testing.assert_close(together.rel_dist, alone.rel_dist, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(together.iris, alone.iris, rtol=0, atol=1e-4)
         assert torch.equal(together.converged, alone.converged)
-    # the optimisation did something: the IRIs left their seeds
+        assert torch.equal(together.restarts, alone.restarts)
+    # the optimisation did something: the IRIs left their seeds, and some were restarted
     assert all((r.iris - j.seeds).abs().amax() > 0.05 for r, j in zip(grouped, sets))
+    assert any(r.restarts.any() for r in grouped) and {p for _, p, _, _ in history} == {0, 1}
 
 
 @pytest.mark.parametrize("loss", ["regfree", "tv-l6"])
@@ -305,7 +310,36 @@ def test_per_example_stop_freezes_converged_iris_and_leaves_the_others_unchanged
     assert torch.allclose(stopped.iris[never], full.iris[never], atol=1e-4)
     assert torch.allclose(stopped.loss[never], full.loss[never], rtol=1e-4)
     assert (stopped.converged >= full.converged).all()  # an IRI converged in the full run was frozen converged
-    assert [s for s, _ in stopped.history] == [0, 20, 40, 60]
+    assert [(p, s) for p, s, _ in stopped.history] == [(0, 0), (0, 20), (0, 40), (0, 60)]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_restart_runs_only_the_iris_above_threshold_and_can_bring_them_below():
+    """iris.restarts: the IRIs still above the threshold after the schedule
+    run it again from their kept iterate; the others are left exactly as
+    they were, and each IRI's restarts are counted."""
+    rep = representation(small_model())
+    targets, seeds = images(8), images(8, seed=5)
+    kw = dict(steps=20, step_size=1.0, schedule="cosine", momentum=0.9, threshold=0.1, stop_every=5, log_every=10)
+    once = generate(rep, targets, seeds, {"kind": "regfree"}, **kw)
+    again = generate(rep, targets, seeds, {"kind": "regfree"}, restarts=2, **kw)
+    stuck = ~once.converged
+    assert 0 < stuck.sum() < 8  # (here 2 of 8)
+    assert torch.equal(again.iris[~stuck], once.iris[~stuck])  # converged IRIs: untouched
+    assert torch.equal(again.rel_dist[~stuck], once.rel_dist[~stuck])
+    assert torch.equal(once.restarts, torch.zeros(8, dtype=torch.int64))
+    assert (again.restarts[~stuck] == 0).all() and (again.restarts[stuck] >= 1).all()
+    # a restart starts from the kept iterate, so it can only lower the loss (here L_rep itself) ...
+    assert (again.rel_dist[stuck] < once.rel_dist[stuck]).all()
+    # ... and brought at least one below the threshold; an IRI above it after both restarts had both
+    assert (again.converged & stuck).any() and (again.restarts[~again.converged] == 2).all()
+    # the curve: the first pass over all 8, then each restart over the IRIs it ran
+    passes = [p for p, _, _ in again.history]
+    assert passes[:3] == [0, 0, 0] and set(passes[3:]) <= {1, 2} and passes[3:6] == [1, 1, 1]
+    assert [s for _, s, _ in again.history[3:6]] == [0, 10, 20]
+    assert again.history[3][2] == pytest.approx(once.rel_dist[stuck].mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="restarts must be >= 0"):
+        generate(rep, targets, seeds, {"kind": "regfree"}, restarts=-1, **kw)
 
 
 @pytest.mark.parametrize(
@@ -329,7 +363,7 @@ def test_stopping_keeps_each_examples_draws_and_weights(loss_spec):
     assert torch.allclose(stopped.rel_dist[never], full.rel_dist[never], rtol=1e-4, atol=1e-6)
 
 
-def test_amp_and_channels_last_are_ignored_on_the_cpu():
+def test_amp_is_ignored_on_the_cpu():
     model = small_model()
     rep = representation(model)
     targets, seeds = images(4), images(4, seed=8)
@@ -337,6 +371,19 @@ def test_amp_and_channels_last_are_ignored_on_the_cpu():
     plain = generate(rep, targets, seeds, {"kind": "regfree"}, **kw)
     amp = generate(rep, targets, seeds, {"kind": "regfree"}, amp="bf16", **kw)
     assert torch.equal(plain.iris, amp.iris) and plain.iris.dtype == torch.float32
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_channels_last_iris_equal_contiguous_ones_up_to_rounding():
+    """iris.channels_last acts on the CPU too (it is faster there): the same
+    IRIs as in the contiguous format, up to float rounding."""
+    model, sets = small_model(), job_sets()
+    s = job_settings({"kind": "regfree"})
+    last, _ = run_job(copy.deepcopy(model), "penultimate", sets, s, "cpu")
+    contiguous, _ = run_job(copy.deepcopy(model), "penultimate", sets, {**s, "channels_last": False}, "cpu")
+    for a, b in zip(last, contiguous):
+        torch.testing.assert_close(a.rel_dist, b.rel_dist, rtol=1e-3, atol=1e-4)
+        assert torch.equal(a.converged, b.converged) and torch.equal(a.restarts, b.restarts)
 
 
 def test_iris_csv_holds_each_observers_distance_to_seed_and_target(tmp_path):

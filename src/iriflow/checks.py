@@ -365,8 +365,9 @@ def _other(cfg: Mapping[str, Any]) -> list[Problem]:
 
 
 def _cuda_only(cfg: Mapping[str, Any]) -> list[Problem]:
-    """AMP and channels_last act on CUDA only. Under device auto a CPU job
-    ignores them (and logs it); device cpu asks for what they cannot do."""
+    """AMP acts on CUDA only. Under device auto a CPU job ignores it (and
+    logs it); device cpu asks for what it cannot do. (channels_last acts on
+    both devices.)"""
     settings = [(["models", "train"], cfg["models"]["train"])]
     settings += [
         (["models", "objectives", name, "train"], o["train"])
@@ -383,13 +384,6 @@ def _cuda_only(cfg: Mapping[str, Any]) -> list[Problem]:
                         [*path, "amp"],
                         f"is {block['amp']!r}, but device is 'cpu', which computes in float32 only; "
                         "expected 'off' (or device: auto/cuda)",
-                    )
-                )
-            if block.get("channels_last"):
-                problems.append(
-                    (
-                        [*path, "channels_last"],
-                        "is true, but device is 'cpu', where it does nothing; expected false (or device: auto/cuda)",
                     )
                 )
     return problems

@@ -610,6 +610,7 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
         "optimizer",
         "momentum",
         "coarse_to_fine",
+        "restarts",
         "keep_best",
         "threshold",
         "seed",

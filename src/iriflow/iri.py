@@ -302,7 +302,8 @@ class IRIResult:
     rel_dist: Tensor  # final L_rep per IRI
     loss: Tensor  # final value of the job's loss per IRI
     converged: Tensor  # rel_dist < threshold
-    history: list[tuple[int, float]]
+    history: list[tuple[int, int, float]]  # (pass, step, mean loss); pass 0 is the first run, r > 0 restart r
+    restarts: Tensor  # [N] int64: how many restarts each IRI went through (0: it converged, or not, in the first pass)
 
 
 def step_schedule(step_size: float, steps: int, schedule: str) -> float | Callable[[int], float]:
@@ -330,11 +331,12 @@ def generate(
     log_every: int = 100,
     stop_every: int = 0,
     amp: str = "off",
-    on_log: Callable[[int, float], None] | None = None,
+    on_log: Callable[[int, int, float], None] | None = None,
     keys: Tensor | None = None,
     groups: Tensor | None = None,
     momentum: float = 0.0,
     coarse_to_fine: Sequence[float] = (),
+    restarts: int = 0,
 ) -> IRIResult:
     """Optimise all seeds of a job as one batch towards their targets'
     representations. Each example's update depends on no other example: its
@@ -348,42 +350,78 @@ def generate(
     loss under bfloat16 autocast on CUDA (ignored on the CPU, which stays float32).
     momentum: heavy ball of the normalised steps (iriflow.optim.NormalizedStep);
     coarse_to_fine: the fractions of the steps whose gradients are averaged
-    over pixel blocks (iriflow.optim.coarse_to_fine_filter)."""
+    over pixel blocks (iriflow.optim.coarse_to_fine_filter).
+
+    restarts: up to this many further passes of the whole schedule for the
+    IRIs whose rel_dist is still at or above ``threshold`` after a pass, each
+    from that IRI's kept iterate with a fresh step rule (a warm restart: the
+    large early steps again, which can carry an image over a barrier that
+    the late small ones cannot). A pass runs only the IRIs it restarts, so
+    IRIs that converged are left as they were; each IRI's path still depends
+    on no other IRI. on_log(pass, step, mean loss): pass 0 is the first run;
+    a restart's mean is over the IRIs it runs."""
     streams = ExampleStreams(seed, torch.arange(len(targets)) if keys is None else keys)
     with torch.no_grad():
         target_rep = rep(targets).detach()
     ctx = LossContext(rep, target_rep, targets, seeds, metric, streams, groups)
     loss_fn = _autocast_loss(build_loss(loss_spec, ctx), amp, targets.device)
     rule = {"normalized": "l2", "adam": "adam"}[optimizer]
-    stop = None
-    if stop_every:
+    if restarts < 0:
+        raise ValueError(f"restarts must be >= 0, got {restarts}")
+
+    def stop_for(rows: Tensor) -> Stop | None:
+        """The per-example stop of a pass over the examples ``rows`` of the batch."""
+        if not stop_every:
+            return None
 
         @torch.no_grad()
         def done(x: Tensor, active: Tensor) -> Tensor:
             return ctx.l_rep(x) < threshold  # ctx holds the rows of ``active``
 
         def narrow(active: Tensor) -> LossFn:
-            ctx.narrow(active)
+            ctx.narrow(rows[active])
             return loss_fn
 
-        stop = Stop(stop_every, done, narrow)
-    result = optimize(
-        loss_fn,
-        seeds,
-        rule=rule,
-        steps=steps,
-        step_size=step_schedule(step_size, steps, schedule),
-        keep_best=keep_best,
-        log_every=log_every,
-        on_log=on_log,
-        stop=stop,
-        momentum=momentum,
-        grad_filter=coarse_to_fine_filter(steps, coarse_to_fine),
-    )
-    ctx.narrow(torch.arange(len(targets), device=targets.device))
+        return Stop(stop_every, done, narrow)
+
+    n = len(targets)
+    every = torch.arange(n, device=targets.device)
+    x, loss = seeds, None
+    passes = torch.zeros(n, dtype=torch.int64)
+    history: list[tuple[int, int, float]] = []
+    rows = every
+    for p in range(restarts + 1):
+        ctx.narrow(rows)
+        result = optimize(
+            loss_fn,
+            x[rows],
+            rule=rule,
+            steps=steps,
+            step_size=step_schedule(step_size, steps, schedule),
+            keep_best=keep_best,
+            log_every=log_every,
+            on_log=None if on_log is None else (lambda step, mean, p=p: on_log(p, step, mean)),
+            stop=stop_for(rows),
+            momentum=momentum,
+            grad_filter=coarse_to_fine_filter(steps, coarse_to_fine),
+        )
+        history += [(p, step, mean) for step, mean in result.history]
+        if p == 0:
+            x, loss = result.x, result.loss
+        else:
+            x, loss = x.index_copy(0, rows, result.x), loss.index_copy(0, rows, result.loss)
+            passes[rows.cpu()] = p
+        if p == restarts:
+            break
+        ctx.narrow(every)
+        with torch.no_grad():
+            rows = (ctx.l_rep(x) >= threshold).nonzero().squeeze(1)  # a read of the device per pass
+        if len(rows) == 0:
+            break
+    ctx.narrow(every)
     with torch.no_grad():
-        rel = ctx.l_rep(result.x)
-    return IRIResult(result.x, rel, result.loss, rel < threshold, result.history)
+        rel = ctx.l_rep(x)
+    return IRIResult(x, rel, loss, rel < threshold, history, passes)
 
 
 def _autocast_loss(loss_fn: LossFn, amp: str, device: torch.device) -> LossFn:
@@ -475,22 +513,22 @@ def run_job(
     s: Mapping[str, Any],
     device,
     max_batch: int = 1024,
-    on_log: Callable[[int, int, float], None] | None = None,
-) -> tuple[list[IRIResult], list[tuple[int, int, float]]]:
+    on_log: Callable[[int, int, int, float], None] | None = None,
+) -> tuple[list[IRIResult], list[tuple[int, int, int, float]]]:
     """IRIs of ``model`` at ``layer`` with the IRI settings ``s``
     (iriflow.config.iri_settings) on ``device`` for every set of ``sets``,
     optimised together in batches of at most ``max_batch`` examples
     (job_batches). Each example's update depends on no other example of its
     batch, so a set's IRIs are those of a job with that set alone. Returns
     one IRIResult per set (on the CPU) and the job's loss curve as (batch,
-    step, mean loss of the batch); on_log(batch, step, mean loss) reports progress."""
+    pass, step, mean loss; generate); on_log(batch, pass, step, mean loss)
+    reports progress."""
     device = torch.device(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    ignored = [k for k, off in (("amp", "off"), ("channels_last", False)) if s[k] != off]
-    if ignored and device.type != "cuda":
-        log.warning("%s: CUDA only, ignored on %s (float32, contiguous)", ", ".join(ignored), device.type)
-    fmt = torch.channels_last if s["channels_last"] and device.type == "cuda" else torch.contiguous_format
+    if s["amp"] != "off" and device.type != "cuda":
+        log.warning("amp: CUDA only, ignored on %s (float32)", device.type)
+    fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
     rep = representation(model.to(memory_format=fmt), layer, fake_relu=True)
     targets = torch.cat([j.targets for j in sets])
     seeds = torch.cat([j.seeds for j in sets])
@@ -516,24 +554,26 @@ def run_job(
             amp=s["amp"],
             momentum=s["momentum"],
             coarse_to_fine=s["coarse_to_fine"],
-            on_log=None if on_log is None else (lambda step, loss, b=b: on_log(b, step, loss)),
+            restarts=s["restarts"],
+            on_log=None if on_log is None else (lambda p, step, loss, b=b: on_log(b, p, step, loss)),
             keys=keys[part],
             groups=groups[part].to(device),
         )
-        parts.append([result.iris.cpu(), result.rel_dist.cpu(), result.loss.cpu(), result.converged.cpu()])
-        history += [(b, step, loss) for step, loss in result.history]
-    iris, rel, loss, converged = (torch.cat(col) for col in zip(*parts))
+        parts.append([t.cpu() for t in (result.iris, result.rel_dist, result.loss, result.converged, result.restarts)])
+        history += [(b, *row) for row in result.history]
+    iris, rel, loss, converged, restarts = (torch.cat(col) for col in zip(*parts))
     results, start = [], 0
     for j in sets:
         sel = slice(start, start + len(j.targets))
-        results.append(IRIResult(iris[sel], rel[sel], loss[sel], converged[sel], []))
+        results.append(IRIResult(iris[sel], rel[sel], loss[sel], converged[sel], [], restarts[sel]))
         start = sel.stop
     return results, history
 
 
 def job_set(set_id: SetId, inputs: JobInputs, result: IRIResult, s: Mapping[str, Any]) -> IRISet:
     """The IRI set of a job: its images and results, and the settings ``s``
-    (iriflow.config.iri_settings) that made it."""
+    (iriflow.config.iri_settings) that made it; ``extra.restarts`` holds how
+    many restarts each IRI went through (generate)."""
     return IRISet(
         set_id,
         iris=result.iris.numpy(),
@@ -545,6 +585,7 @@ def job_set(set_id: SetId, inputs: JobInputs, result: IRIResult, s: Mapping[str,
         loss=result.loss.numpy(),
         converged=result.converged.numpy(),
         settings=dict(s),
+        extra={"restarts": result.restarts.numpy()},
     )
 
 
@@ -561,17 +602,20 @@ def perceptual_distances(iri_set: IRISet, metrics: Sequence[str]) -> dict[str, n
     return out
 
 
-def save_curve(history: list[tuple[int, int, float]], path) -> None:
-    """A job's loss curve (run_job) as CSV: batch, step, mean_loss."""
+CURVE_COLUMNS = ["batch", "pass", "step", "mean_loss"]
+
+
+def save_curve(history: list[tuple[int, int, int, float]], path) -> None:
+    """A job's loss curve (run_job) as CSV: batch, pass, step, mean_loss."""
     with atomic_path(path) as tmp:
-        pd.DataFrame(history, columns=["batch", "step", "mean_loss"]).to_csv(tmp, index=False, float_format="%.6g")
+        pd.DataFrame(history, columns=CURVE_COLUMNS).to_csv(tmp, index=False, float_format="%.6g")
 
 
 def save_job(iri_set: IRISet, *, iris, table, grid, distances: Sequence[str] = ()) -> None:
     """The files of one IRI set of a job: ``iris`` (the IRI set,
-    iriflow.iriset), ``table`` (CSV per IRI, with the perceptual
-    ``distances`` of each IRI to its seed and target) and ``grid`` (PNG rows
-    seed | IRI | target)."""
+    iriflow.iriset), ``table`` (CSV per IRI, with its restarts when the set
+    records them and the perceptual ``distances`` of each IRI to its seed and
+    target) and ``grid`` (PNG rows seed | IRI | target)."""
     iri_set.save(iris)
     with atomic_path(table) as tmp:
         pd.DataFrame(
@@ -582,6 +626,7 @@ def save_job(iri_set: IRISet, *, iris, table, grid, distances: Sequence[str] = (
                 "rel_dist": iri_set.rel_dist,
                 "loss": iri_set.loss,
                 "converged": iri_set.converged,
+                **{k: iri_set.extra[k] for k in ("restarts",) if k in iri_set.extra},
                 **perceptual_distances(iri_set, distances),
             }
         ).to_csv(tmp, index=False, float_format="%.6g")

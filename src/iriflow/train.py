@@ -314,12 +314,10 @@ class Trainer:
         amp = recipe.get("amp", "off")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16" and device.type == "cuda")
-        cuda = device.type == "cuda"
-        self.memory_format = torch.channels_last if recipe.get("channels_last") and cuda else torch.contiguous_format
+        self.memory_format = torch.channels_last if recipe.get("channels_last") else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        ignored = [k for k, off in (("amp", "off"), ("channels_last", False)) if recipe.get(k, off) != off]
-        if ignored and not cuda:
-            log.warning("%s: CUDA only, ignored on %s (float32, contiguous)", ", ".join(ignored), device.type)
+        if amp != "off" and device.type != "cuda":
+            log.warning("amp: CUDA only, ignored on %s (float32)", device.type)
 
     def state(self) -> dict[str, Any]:
         return {
