@@ -22,6 +22,7 @@ for path in map(Path, snakemake.input.tables):
             "seed_type": seed_type,
             "n": len(t),
             "converged_share": t["converged"].mean(),
+            "restarted_share": (t["restarts"] > 0).mean(),
             "median_rel_dist": t["rel_dist"].median(),
             "max_rel_dist": t["rel_dist"].max(),
         }
