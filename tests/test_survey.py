@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -330,6 +331,28 @@ def test_participant_lists_are_balanced_and_cover_every_trial():
     assert make_lists(trials, shown, 25, 1, seed=1) == lists and make_lists(trials, shown, 25, 1, seed=2) != lists
     with pytest.raises(SurveyError, match="must exceed"):
         make_lists(trials, shown, 1, 1, seed=0)
+
+
+def test_participant_lists_do_not_depend_on_the_hash_seed():
+    """The dealing is a function of the trials and survey.seed alone: Python
+    orders a set of strings by a per-process hash seed, so no set's order
+    may reach it (this construction failed to deal in about 1 of 10
+    processes when one did)."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'tests'); import numpy as np, pandas as pd\n"
+        "from test_survey import _shown, build_trials, make_lists\n"
+        "labels = np.arange(40) % 8\n"
+        "trials = pd.concat([build_trials(40, labels, np.arange(40) % 7 != 0, n_catch=5, seed=s, set_id=f'S{s}')"
+        " for s in range(3)], ignore_index=True)\n"
+        "print(json.dumps(make_lists(trials, _shown(trials), 25, 1, seed=1)))\n"
+    )
+    runs = {}
+    for hash_seed in ("9", "19", "0"):  # 9 and 19 failed to deal before
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[hash_seed] = json.loads(out.stdout)
+    assert runs["9"] == runs["19"] == runs["0"] and len(runs["0"]) >= 13
 
 
 def test_order_seed_hash():

@@ -172,11 +172,14 @@ def _claims(trials: pd.DataFrame, shown: Sequence[tuple[str, Sequence[str]]]) ->
     options, a query only as a query, a catch trial's images never."""
     out = []
     for r, (kind, (query, options)) in enumerate(zip(trials["kind"], shown)):
+        # images in the order shown, each once (not a set: the order of a
+        # set of strings changes with the process's hash seed, and the
+        # dealing reads the first option's claim)
         if kind == "catch":
-            out.append([(image, ("catch", r)) for image in {query, *options}])
+            out.append([(image, ("catch", r)) for image in dict.fromkeys([query, *options])])
         else:
             key = ("options", *sorted(options))
-            out.append([(query, ("query",)), *((o, key) for o in set(options))])
+            out.append([(query, ("query",)), *((o, key) for o in dict.fromkeys(options))])
     return out
 
 
