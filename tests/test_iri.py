@@ -408,10 +408,13 @@ def test_iris_csv_holds_each_observers_distance_to_seed_and_target(tmp_path):
         loss=np.zeros(4),
         converged=np.ones(4, bool),
         settings={},
+        extra={"restarts": np.array([0, 1, 0, 2])},
     )
     out = {k: tmp_path / f"{k}.{e}" for k, e in (("iris", "npz"), ("table", "csv"), ("grid", "png"))}
     save_job(iri_set, distances=["ssim", "fsim"], **out)
     table = pd.read_csv(out["table"])
+    assert table["restarts"].tolist() == [0, 1, 0, 2]
+    assert IRISet.load(out["iris"]).extra["restarts"].tolist() == [0, 1, 0, 2]
     for name in ("ssim", "fsim"):
         d = get_metric(name)
         to_seed = d(torch.from_numpy(iris), torch.from_numpy(seeds)).numpy()

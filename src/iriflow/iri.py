@@ -303,7 +303,7 @@ class IRIResult:
     loss: Tensor  # final value of the job's loss per IRI
     converged: Tensor  # rel_dist < threshold
     history: list[tuple[int, int, float]]  # (pass, step, mean loss); pass 0 is the first run, r > 0 restart r
-    restarts: Tensor  # [N] int64: how many restarts each IRI went through (0: it converged, or not, in the first pass)
+    restarts: Tensor  # [N] int64: the restarts each IRI went through (0: it needed none, or restarts were off)
 
 
 def step_schedule(step_size: float, steps: int, schedule: str) -> float | Callable[[int], float]:

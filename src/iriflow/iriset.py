@@ -17,6 +17,9 @@ threshold), the set id and the settings that made the set (model, layer,
 loss spec, seed type, metric, steps, step size, schedule, threshold, ...)
 as JSON.
 
+An inversion's set records in ``extra.restarts`` how many restarts of the
+step schedule each IRI took (iriflow.iri.generate).
+
 Procedures that are not inversions (iriflow.engstrom: feature visualisation,
 feature addition, interpolation) store their sets in the same file: ``iris``
 are the images the procedure made and ``seeds`` where it started, and what
