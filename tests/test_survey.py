@@ -339,7 +339,7 @@ def test_participant_lists_do_not_depend_on_the_hash_seed():
     may reach it (this construction failed to deal in about 1 of 10
     processes when one did)."""
     code = (
-        "import json, sys; sys.path.insert(0, 'tests'); import numpy as np, pandas as pd\n"
+        "import json; import numpy as np, pandas as pd\n"
         "from test_survey import _shown, build_trials, make_lists\n"
         "labels = np.arange(40) % 8\n"
         "trials = pd.concat([build_trials(40, labels, np.arange(40) % 7 != 0, n_catch=5, seed=s, set_id=f'S{s}')"
@@ -348,7 +348,7 @@ def test_participant_lists_do_not_depend_on_the_hash_seed():
     )
     runs = {}
     for hash_seed in ("9", "19", "0"):  # 9 and 19 failed to deal before
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT / "tests")}
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-2000:]
         runs[hash_seed] = json.loads(out.stdout)
