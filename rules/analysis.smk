@@ -112,7 +112,7 @@ rule model_scores:
     benchmark:
         f"{R}/benchmarks/analysis/model_scores.tsv"
     conda:
-        "../envs/torch.yaml"
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),

@@ -106,7 +106,7 @@ rule score_alignment:
     log:
         f"{R}/logs/judgments/score_alignment.log",
     conda:
-        "../envs/torch.yaml"  # iriflow.judgments computes distances with torch
+        "../envs/analysis.yaml"  # scores answers (iriflow.scoring): no torch
     threads: 1
     resources:
         mem_mb=by_attempt(4000),

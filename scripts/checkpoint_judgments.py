@@ -10,9 +10,10 @@ import pandas as pd
 
 from iriflow.io import atomic_path, read_json
 from iriflow.iriset import IRISet
-from iriflow.judgments import exclude_failed_catch, set_trials, simulate_observers
+from iriflow.judgments import set_trials, simulate_observers
 from iriflow.proxies import proxy_2afc, summarise_proxy
 from iriflow.runtime import RuleContext
+from iriflow.scoring import exclude_failed_catch
 
 ctx = RuleContext(snakemake)
 cfg = snakemake.params.judgments

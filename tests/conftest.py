@@ -29,6 +29,24 @@ def run_snakemake(*args: str, cwd: Path = ROOT, check: bool = True, timeout: int
     return proc
 
 
+def run_without_torch(code: str) -> str:
+    """Run ``code`` in a fresh interpreter in which importing torch (or
+    torchvision) fails, as in the workflow's torch-free environments;
+    returns its stdout."""
+    guard = (
+        "import builtins\n"
+        "_real = builtins.__import__\n"
+        "def _guard(name, *a, **k):\n"
+        "    if name.split('.')[0] in ('torch', 'torchvision'):\n"
+        "        raise ImportError(f'{name} is not allowed here')\n"
+        "    return _real(name, *a, **k)\n"
+        "builtins.__import__ = _guard\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", guard + code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT

@@ -40,10 +40,11 @@ from iriflow.engstrom_figures import (
 )
 from iriflow.findings import evaluate_findings, summary_text
 from iriflow.iriset import IRISet, IRISetError, SetId, procedure_set_id
-from iriflow.judgments import feature_trials, score, set_trials, simulate_observers
+from iriflow.judgments import feature_trials, set_trials, simulate_observers
 from iriflow.losses import relative_distance
 from iriflow.represent import extract, representation
 from iriflow.responses import ResponseError, load_responses
+from iriflow.scoring import score
 from iriflow.stats import analyse
 from iriflow.survey import QUESTIONS, export_survey, png_bytes, read_key, read_list_script
 

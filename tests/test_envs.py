@@ -1,12 +1,15 @@
 """The conda envs in envs/ must pin exactly what requirements.lock pins, and
 every rule must name one of them and a log file."""
 
+import ast
 import re
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from conftest import run_without_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,3 +72,40 @@ def test_every_job_rule_has_conda_and_log(smk):
         assert "log:" in body, f"{smk.name}: rule {name} has no log: directive"
         env = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
         assert env and (smk.parent / env.group(1)).resolve().exists(), f"rule {name}: env file missing"
+
+
+def _script_imports(script: Path) -> str:
+    """The script's module-level import statements (what it needs to start)."""
+    tree = ast.parse(script.read_text())
+    return "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+
+
+def _env_scripts(env: str) -> dict[str, Path]:
+    out = {}
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        for name, body in _rules(smk.read_text()):
+            body = body.split("\nrule ")[0]
+            conda = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
+            script = re.search(r'script:\s*\n\s*"([^"]+)"', body)
+            if conda and script and Path(conda.group(1)).stem == env:
+                out[name] = (smk.parent / script.group(1)).resolve()
+    return out
+
+
+@pytest.mark.parametrize("env", ["analysis", "survey"])
+def test_scripts_of_the_torch_free_envs_start_without_torch(env):
+    """The analysis and survey envs have no torch: every script of theirs,
+    and the library modules it imports, must start without it (a torch
+    import also costs each job 2-3 s)."""
+    scripts = _env_scripts(env)
+    assert scripts, f"no rule uses envs/{env}.yaml"
+    code = "\n".join(_script_imports(p) for p in scripts.values())
+    # the library's torch-free modules that rule scripts reach through lazy imports
+    code += "\nimport iriflow.analysis, iriflow.scoring, iriflow.responses, iriflow.survey, iriflow.findings\n"
+    code += (
+        "import os, sys, types\nfrom iriflow.runtime import RuleContext\n"
+        "RuleContext(types.SimpleNamespace(log=[], threads=3, rule='x'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'piq')),"
+        " os.environ['OMP_NUM_THREADS'])\n"
+    )
+    assert run_without_torch(code).split() == ["[]", "3"]

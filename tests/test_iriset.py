@@ -1,12 +1,10 @@
 """The IRI set (iriflow.iriset): the one type that writes and reads IRI set
 files, and the one place set ids are formatted and parsed."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
+from conftest import run_without_torch
 from iriflow.iriset import IRISet, IRISetError, SetId, split_set_ids
 
 
@@ -83,16 +81,5 @@ def test_inconsistent_arrays_and_foreign_files_are_refused(tmp_path):
 
 def test_reading_a_set_needs_no_torch(tmp_path):
     make_set().save(tmp_path / "iris.npz")
-    code = (
-        "import sys, builtins\n"
-        "real = builtins.__import__\n"
-        "def guard(name, *a, **k):\n"
-        "    if name.split('.')[0] == 'torch': raise ImportError('torch is not allowed here')\n"
-        "    return real(name, *a, **k)\n"
-        "builtins.__import__ = guard\n"
-        "from iriflow.iriset import IRISet\n"
-        f"s = IRISet.load({str(tmp_path / 'iris.npz')!r})\n"
-        "print(len(s), s.id)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["5", "mnist5k/resnet18-ce-adv_l2-s0/penultimate/regfree/other-image"]
+    code = f"from iriflow.iriset import IRISet\ns = IRISet.load({str(tmp_path / 'iris.npz')!r})\nprint(len(s), s.id)\n"
+    assert run_without_torch(code).split() == ["5", "mnist5k/resnet18-ce-adv_l2-s0/penultimate/regfree/other-image"]

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,21 +13,18 @@ from iriflow.judgments import (
     _thurstone,
     build_trials,
     calibrate_sigma,
-    catch_pass_rates,
-    crossed_bootstrap_ci,
     distances_for_trials,
-    exclude_failed_catch,
     noise_level,
     observer_choice_probs,
     other_class_images,
     psychometric_curve,
-    score,
     simulate_population,
     split_options,
     validate_metric,
 )
 from iriflow.metrics import get_metric
 from iriflow.responses import RESPONSE_COLUMNS, RESPONSE_DTYPES
+from iriflow.scoring import catch_pass_rates, crossed_bootstrap_ci, exclude_failed_catch, score
 
 # --- observer choice rule ------------------------------------------------------
 
@@ -439,3 +439,23 @@ def test_validity_check_fails_an_observer_only_where_it_prefers_the_wrong_image(
     # a pass: the interval's lower bound above chance + margin
     ok = table.loc[table["passed"]]
     assert (ok["ci_lo"] > ok["chance"] + 0.1).all() and (ok["ci_lo"] <= ok["p_correct"]).all()
+
+
+def test_metrics_load_piq_without_torchvision_and_leave_piq_importable():
+    """iriflow.metrics loads piq's metric modules without piq's __init__
+    (which imports torchvision and torch._dynamo: ~2 s per job); a later
+    ``import piq`` must still give the whole package, with the same functions."""
+    code = (
+        "import sys, torch\n"
+        "from iriflow.metrics import METRICS, PIQ_MODULES\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torchvision', 'piq') and m.count('.') == 0))\n"
+        "x, y = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.rand(3, 1, 28, 28)\n"
+        "mine = {k: METRICS[k](x, y) for k in PIQ_MODULES}\n"
+        "import piq\n"
+        "print(hasattr(piq, 'LPIPS'), 'torchvision' in sys.modules, piq.ssim is sys.modules['piq.ssim'].ssim)\n"
+        "print(torch.equal(mine['ssim'], 1 - piq.ssim(x, y, data_range=1.0, reduction='none', kernel_size=7)),"
+        " torch.equal(mine['gmsd'], piq.gmsd(x, y, reduction='none', data_range=1.0)),"
+        " bool((mine['fsim'] > 0).all()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split("\n")[:3] == ["[]", "True True True", "True True True"]

@@ -37,8 +37,9 @@ from PIL import Image
 from conftest import ROOT, SCHEMA, run_snakemake
 from iriflow.config import model_ids, validate_config
 from iriflow.iriset import IRISet, procedure_set_id
-from iriflow.judgments import build_trials, feature_trials, score, simulate_population
+from iriflow.judgments import build_trials, feature_trials, simulate_population
 from iriflow.responses import load_responses
+from iriflow.scoring import score
 from iriflow.survey import (
     ASSETS,
     KEY_COLUMNS,

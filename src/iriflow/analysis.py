@@ -24,6 +24,7 @@ import pandas as pd
 
 from .config import ConfigError, ModelSpec
 from .io import tex_escape
+from .scoring import crossed_bootstrap_ci, exclude_failed_catch, score
 
 SET_PARTS = ("dataset", "model", "layer", "loss", "seed_type")
 ITEM_SEP = "#"  # an answer's item: <set_id>#<target>
@@ -306,9 +307,7 @@ def pooled_scores(
 ) -> pd.DataFrame:
     """Proportion correct per group of ``keys`` (by default one model under
     one IRI loss, pooled over seed types), with the crossed (participants x
-    items) bootstrap CI of iriflow.judgments."""
-    from .judgments import crossed_bootstrap_ci  # torch: only the scoring rules (torch env) call this
-
+    items) bootstrap CI of iriflow.scoring."""
     rows = []
     for key, g in data.groupby(list(keys), sort=True, observed=True):
         mat = g.pivot_table(index="participant", columns="item", values="correct", aggfunc="mean")
@@ -363,12 +362,10 @@ def primary_observer(observers: Iterable[str], setting: str, order: Sequence[str
 
 
 def screen_catch(responses: pd.DataFrame, trials: pd.DataFrame, min_correct: float) -> tuple[pd.DataFrame, dict]:
-    """Catch screening per observer kind (iriflow.judgments.exclude_failed_catch):
+    """Catch screening per observer kind (iriflow.scoring.exclude_failed_catch):
     the responses of the participants kept, and the report of
     judgments/exclusions.json (totals over the kinds, the excluded
     participants, and each kind's counts under ``by_observer``)."""
-    from .judgments import exclude_failed_catch  # torch: only the scoring rule (torch env) calls this
-
     kept, by_observer = [], {}
     for observer, group in responses.groupby("observer", sort=True):
         kept_o, by_observer[observer] = exclude_failed_catch(group, trials, min_correct)
@@ -393,13 +390,11 @@ def alignment_scores(
     seed: int = 0,
 ) -> pd.DataFrame:
     """judgments/alignment.csv: % correct per IRI set, trial kind,
-    alternative and observer (iriflow.judgments.score, crossed bootstrap
+    alternative and observer (iriflow.scoring.score, crossed bootstrap
     CI), led by the parts of the set id (``model`` is the model's name) and
     the model's architecture, objective, augmentation and seed
     (``model_factors``; ``external`` is models.external, whose models have
     any name)."""
-    from .judgments import score  # torch: only the scoring rule (torch env) calls this
-
     scores = score(responses, trials, n_boot=n_boot, level=level, seed=seed)
     parts = pd.DataFrame(scores["set_id"].str.split("/").tolist(), columns=list(SET_PARTS))
     columns = ["arch", "objective", "augmentation", "seed"]

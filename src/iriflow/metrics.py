@@ -10,12 +10,15 @@ message saying where torch looks for them."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import os
+import sys
+import types
 import warnings
 from collections.abc import Callable
 
-import piq
 import torch
 from torch import Tensor
 
@@ -23,6 +26,37 @@ from .registry import Registry
 
 Metric = Callable[[Tensor, Tensor], Tensor]
 METRICS = Registry("perceptual metric")
+# piq's modules of the full-reference metrics below; none needs torchvision
+PIQ_MODULES = ("ssim", "ms_ssim", "gmsd", "mdsi", "fsim", "vsi")
+
+
+def _load_piq(modules: tuple[str, ...] = PIQ_MODULES) -> types.SimpleNamespace:
+    """piq's metric modules, without running piq's package ``__init__``.
+
+    That ``__init__`` imports every piq metric and feature extractor, and
+    with them torchvision, whose import pulls in torch._dynamo: about 2 s
+    in every job process, for metrics that need only torch. So the modules
+    are loaded under a bare stand-in for the package, which is removed
+    again: a later ``import piq`` (LPIPS below, or a user's own) runs the
+    real ``__init__`` and finds these same modules already loaded. Should
+    piq's layout change, this falls back to the plain import."""
+    if "piq" not in sys.modules:
+        spec = importlib.util.find_spec("piq")
+        stand_in = types.ModuleType("piq")
+        stand_in.__path__ = list(spec.submodule_search_locations or [])
+        sys.modules["piq"] = stand_in
+        try:
+            return types.SimpleNamespace(**{m: importlib.import_module(f"piq.{m}") for m in modules})
+        except ImportError:
+            pass
+        finally:
+            if sys.modules.get("piq") is stand_in:
+                del sys.modules["piq"]
+    importlib.import_module("piq")
+    return types.SimpleNamespace(**{m: sys.modules[f"piq.{m}"] for m in modules})
+
+
+_PIQ = _load_piq()
 
 
 def _rgb(x: Tensor) -> Tensor:
@@ -44,7 +78,7 @@ def _quiet(fn):
 @METRICS.register("ssim")
 def ssim(x: Tensor, y: Tensor) -> Tensor:
     """1 - SSIM (7x7 Gaussian window, suits 28-32 px images)."""
-    return 1 - piq.ssim(x, y, data_range=1.0, reduction="none", kernel_size=7)
+    return 1 - _PIQ.ssim.ssim(x, y, data_range=1.0, reduction="none", kernel_size=7)
 
 
 @METRICS.register("ms_ssim")
@@ -53,7 +87,7 @@ def ms_ssim(x: Tensor, y: Tensor) -> Tensor:
     size = min(x.shape[-2:])  # piq needs size > (kernel - 1) * 2 ** (scales - 1)
     scales = max(1, min(5, int(math.floor(math.log2((size - 1) / 4))) + 1))
     weights = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333][:scales], device=x.device)
-    return 1 - piq.multi_scale_ssim(
+    return 1 - _PIQ.ms_ssim.multi_scale_ssim(
         x, y, data_range=1.0, reduction="none", kernel_size=5, scale_weights=weights / weights.sum()
     )
 
@@ -61,27 +95,27 @@ def ms_ssim(x: Tensor, y: Tensor) -> Tensor:
 @METRICS.register("gmsd")
 def gmsd(x: Tensor, y: Tensor) -> Tensor:
     """Gradient magnitude similarity deviation."""
-    return piq.gmsd(x, y, reduction="none", data_range=1.0)
+    return _PIQ.gmsd.gmsd(x, y, reduction="none", data_range=1.0)
 
 
 @METRICS.register("mdsi")
 @_quiet
 def mdsi(x: Tensor, y: Tensor) -> Tensor:
     """Mean deviation similarity index (gradient and chromaticity)."""
-    return piq.mdsi(_rgb(x), _rgb(y), reduction="none", data_range=1.0)
+    return _PIQ.mdsi.mdsi(_rgb(x), _rgb(y), reduction="none", data_range=1.0)
 
 
 @METRICS.register("fsim")
 def fsim(x: Tensor, y: Tensor) -> Tensor:
     """1 - FSIM (phase congruency and gradient; luminance only)."""
-    return 1 - piq.fsim(x, y, reduction="none", data_range=1.0, chromatic=False)
+    return 1 - _PIQ.fsim.fsim(x, y, reduction="none", data_range=1.0, chromatic=False)
 
 
 @METRICS.register("vsi")
 @_quiet
 def vsi(x: Tensor, y: Tensor) -> Tensor:
     """1 - visual saliency-induced index."""
-    return 1 - piq.vsi(_rgb(x), _rgb(y), reduction="none", data_range=1.0)
+    return 1 - _PIQ.vsi.vsi(_rgb(x), _rgb(y), reduction="none", data_range=1.0)
 
 
 @METRICS.register("l2")
@@ -98,7 +132,7 @@ def lpips(x: Tensor, y: Tensor) -> Tensor:
     """LPIPS (VGG features); needs its pretrained weights in torch's hub cache."""
     if "vgg" not in _LPIPS:
         try:
-            _LPIPS["vgg"] = piq.LPIPS(reduction="none").to(x.device).eval()
+            _LPIPS["vgg"] = importlib.import_module("piq").LPIPS(reduction="none").to(x.device).eval()
         except Exception as e:  # network errors differ by platform
             hub = os.path.join(torch.hub.get_dir(), "checkpoints")
             raise RuntimeError(

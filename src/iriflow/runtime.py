@@ -9,10 +9,25 @@ is a rerun trigger, so switching between auto, cpu and cuda reruns nothing."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def set_threads(threads: int) -> None:
+    """Hold the job to the ``threads`` Snakemake granted, without importing
+    torch: a rule that never uses torch must not pay its import (2-3 s per
+    job). torch, if the script has already imported it, is told directly;
+    a later import of torch (or of a BLAS library) reads the variables."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 class RuleContext:
@@ -27,13 +42,7 @@ class RuleContext:
         logging.basicConfig(
             level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        threads = int(getattr(smk, "threads", 1) or 1)
-        try:
-            import torch
-
-            torch.set_num_threads(threads)
-        except ImportError:  # analysis rules run without torch
-            pass
+        set_threads(int(getattr(smk, "threads", 1) or 1))
         self.log = logging.getLogger(f"rule.{getattr(smk, 'rule', 'script')}")
         # an error that ends the job goes into the rule's log file too, not only to stderr
         sys.excepthook = self._log_uncaught
