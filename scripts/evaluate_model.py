@@ -13,7 +13,7 @@ prep = load_prepared(snakemake.input.data)
 x, y = prep.tensors("test")
 x, y = x[: cfg["n_test"]], y[: cfg["n_test"]]
 model = load_model(snakemake.input.model, snakemake.input.info, device)
-result = evaluate(model, x, y, cfg["attacks"], cfg["batch_size"], device)
+result = evaluate(model, x, y, cfg["attacks"], cfg["batch_size"], device, channels_last=cfg["channels_last"])
 result.update(device=describe(device), wall_time_s=round(ctx.elapsed, 2))
 ctx.log.info("%s", {k: v for k, v in result.items() if k.endswith("acc") or k.startswith("robust")})
 write_json(snakemake.output.evaluation, result)

@@ -118,6 +118,8 @@ def test_distances_cover_every_option_and_pad_short_trials():
     assert d.shape == (len(trials), 4)
     two = trials["n_options"].to_numpy() == 2
     assert np.isnan(d[two, 2:]).all() and not np.isnan(d[~two]).any()
+    pairs = [(q, o) for q, opts in zip(trials["query"], split_options(trials)) for o in opts]
+    assert len(set(pairs)) < len(pairs)  # repeated pairs (computed once) get the same value in every cell
     bank = {k: v.flatten(1) for k, v in images.items()}
     ref = lambda s: bank[s.split(":")[0]][int(s.split(":")[1])]  # noqa: E731
     for row, opts in zip(range(len(trials)), split_options(trials)):

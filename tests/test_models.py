@@ -67,3 +67,22 @@ def test_evaluate_reports_clean_and_robust_accuracy():
     assert out["clean_acc"] == 1.0 and out["n_test"] == 32
     assert out["robust_acc_l2"] < 0.5  # an untrained net is not robust
     assert out["robust_acc_tiny"] == 1.0  # a negligible ball changes nothing
+
+
+def test_evaluate_in_channels_last_matches_contiguous_up_to_rounding():
+    torch.manual_seed(0)
+    net = build_model(**SPEC).eval()
+    x = torch.rand(32, 1, 16, 16)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    y[::4] = (y[::4] + 1) % 3  # some clean errors too
+    attacks = {"l2": {"norm": "l2", "eps": 0.5, "steps": 5, "step_size": 0.25}}
+    dense = evaluate(net, x, y, attacks, batch_size=16, device=torch.device("cpu"))
+    last = evaluate(net, x, y, attacks, batch_size=16, device=torch.device("cpu"), channels_last=True)
+    conv = next(
+        m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1 and m.kernel_size[0] > 1
+    )
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert last["clean_acc"] == dense["clean_acc"] == 0.75
+    assert 0 < dense["robust_acc_l2"] < dense["clean_acc"]
+    assert abs(last["robust_acc_l2"] - dense["robust_acc_l2"]) <= 1 / 32  # one flip at most, from rounding

@@ -329,18 +329,23 @@ def _gather(refs: Sequence[str], images: Mapping[str, Tensor | np.ndarray]) -> T
 
 
 def distances_for_trials(trials: pd.DataFrame, images: Mapping[str, Tensor | np.ndarray], metric: str) -> np.ndarray:
-    """D(query, option_k) [T, K_max] (NaN beyond a row's options), one batched
-    metric call per option position. ``images`` maps "iri", "target", "seed"
-    to [N,C,H,W] images in [0,1] (tensors or arrays; IRISet.images())."""
+    """D(query, option_k) [T, K_max] (NaN beyond a row's options). Each
+    distinct (query, option) pair is computed once, in batched metric calls
+    (an IRI meets its target in several trial kinds). ``images`` maps "iri",
+    "target", "seed" to [N,C,H,W] images in [0,1] (tensors or arrays;
+    IRISet.images())."""
     opts = split_options(trials)
-    n = np.array([len(o) for o in opts])
+    n = np.array([len(o) for o in opts], dtype=np.int64)
     d = np.full((len(trials), n.max(initial=0)), np.nan)
-    queries = trials["query"].to_numpy()
-    for k in range(d.shape[1]):
-        rows = np.flatnonzero(n > k)
-        d[rows, k] = _metric_batched(
-            metric, _gather(queries[rows], images), _gather([opts[r][k] for r in rows], images)
-        )
+    rows = np.repeat(np.arange(len(trials)), n)
+    cols = np.concatenate([np.arange(k) for k in n]) if len(n) else np.zeros(0, dtype=np.int64)
+    queries = trials["query"].to_numpy(dtype=str)[rows]
+    options = np.array([ref for o in opts for ref in o], dtype=str)
+    keys = np.char.add(np.char.add(queries, "|"), options)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if len(keys):
+        dist = _metric_batched(metric, _gather(queries[first], images), _gather(options[first], images))
+        d[rows, cols] = dist[inverse]
     return d
 
 
