@@ -1,8 +1,11 @@
-"""The conda envs in envs/ must pin exactly what requirements.lock pins, and
-every rule must name one of them and a log file."""
+"""The conda envs in envs/ must pin exactly what requirements.lock pins,
+every rule must name one of them and a log file, the scripts of the
+torch-free envs must start without torch, and a job's thread count must
+reach torch however late the script imports it."""
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,3 +112,20 @@ def test_scripts_of_the_torch_free_envs_start_without_torch(env):
         " os.environ['OMP_NUM_THREADS'])\n"
     )
     assert run_without_torch(code).split() == ["[]", "3"]
+
+
+def test_set_threads_tells_an_imported_torch_and_a_later_import():
+    """A job's thread count reaches torch whether the script imported it
+    before RuleContext (told directly) or imports it later (environment)."""
+    code = (
+        "import os, torch\n"
+        "from iriflow.runtime import set_threads\n"
+        "set_threads(3)\n"
+        "print(torch.get_num_threads(), os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["3", "3", "3"]
+    # torch reads OMP_NUM_THREADS at import (a count above the cores it caps): a job granted one thread
+    later = "from iriflow.runtime import set_threads\nset_threads(1)\nimport torch\nprint(torch.get_num_threads())\n"
+    out = subprocess.run([sys.executable, "-c", later], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["1"]
