@@ -199,9 +199,11 @@ def test_metrics_run_at_dataset_sizes_and_grow_with_distortion(name, shape):
 
 def test_lpips_without_weights_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    import piq  # the whole package: LPIPS is the one metric that needs piq's __init__ (and torchvision)
+
     import iriflow.metrics as m
 
-    monkeypatch.setattr(m.piq, "LPIPS", lambda **kw: (_ for _ in ()).throw(OSError("no network")))
+    monkeypatch.setattr(piq, "LPIPS", lambda **kw: (_ for _ in ()).throw(OSError("no network")))
     m._LPIPS.clear()
     with pytest.raises(RuntimeError, match="needs pretrained weights") as err:
         get_metric("lpips")(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
