@@ -62,19 +62,24 @@ def test_lock_pins_the_required_versions():
 def _rules(text: str):
     """(name, body) of each rule in a .smk file."""
     parts = re.split(r"^rule (\w+):\n", text, flags=re.M)
-    return list(zip(parts[1::2], parts[2::2]))
+    return [(name, body.split("\nrule ")[0]) for name, body in zip(parts[1::2], parts[2::2])]
+
+
+def _directive(body: str, name: str) -> str | None:
+    """The quoted value of a rule's ``conda:`` or ``script:`` directive."""
+    m = re.search(name + r':\s*\n\s*"([^"]+)"', body)
+    return m.group(1) if m else None
 
 
 @pytest.mark.parametrize("smk", sorted((ROOT / "rules").glob("*.smk")), ids=lambda p: p.name)
 def test_every_job_rule_has_conda_and_log(smk):
     for name, body in _rules(smk.read_text()):
-        body = body.split("\nrule ")[0]
         if "output:" not in body:  # named targets only collect inputs
             continue
         assert "conda:" in body, f"{smk.name}: rule {name} has no conda: directive"
         assert "log:" in body, f"{smk.name}: rule {name} has no log: directive"
-        env = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
-        assert env and (smk.parent / env.group(1)).resolve().exists(), f"rule {name}: env file missing"
+        env = _directive(body, "conda")
+        assert env and (smk.parent / env).resolve().exists(), f"rule {name}: env file missing"
 
 
 def _script_imports(script: Path) -> str:
@@ -87,11 +92,9 @@ def _env_scripts(env: str) -> dict[str, Path]:
     out = {}
     for smk in sorted((ROOT / "rules").glob("*.smk")):
         for name, body in _rules(smk.read_text()):
-            body = body.split("\nrule ")[0]
-            conda = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
-            script = re.search(r'script:\s*\n\s*"([^"]+)"', body)
-            if conda and script and Path(conda.group(1)).stem == env:
-                out[name] = (smk.parent / script.group(1)).resolve()
+            conda, script = _directive(body, "conda"), _directive(body, "script")
+            if conda and script and Path(conda).stem == env:
+                out[name] = (smk.parent / script).resolve()
     return out
 
 

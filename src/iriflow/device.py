@@ -35,3 +35,10 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    """The memory format of a stage's ``channels_last`` setting (models.train,
+    models.eval, iris): channels-last convolutions are faster on CUDA and on
+    the CPU; results differ from contiguous ones by float rounding only."""
+    return torch.channels_last if channels_last else torch.contiguous_format

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .augment import affine_resample, gaussian_blur
 from .datasets import load_prepared
+from .device import memory_format
 from .io import atomic_path
 from .iriset import IRISet, SetId
 from .losses import relative_distance
@@ -528,7 +529,7 @@ def run_job(
         p.requires_grad_(False)
     if s["amp"] != "off" and device.type != "cuda":
         log.warning("amp: CUDA only, ignored on %s (float32)", device.type)
-    fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
+    fmt = memory_format(s["channels_last"])
     rep = representation(model.to(memory_format=fmt), layer, fake_relu=True)
     targets = torch.cat([j.targets for j in sets])
     seeds = torch.cat([j.seeds for j in sets])

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from .archs import build_model
+from .device import memory_format
 from .io import placement, read_json, torch_save, write_json
 from .losses import ce_attack_loss
 from .optim import pgd
@@ -124,7 +125,7 @@ def evaluate(
     ``channels_last``: model and batches in that memory format (faster
     convolutions on CUDA and on the CPU; accuracies differ from contiguous
     ones by float rounding only)."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = memory_format(channels_last)
     model.to(memory_format=fmt)
     out: dict[str, Any] = {"n_test": len(x), "clean_acc": clean_accuracy(model, x, y, batch_size, device, fmt)}
     for name, attack in attacks.items():

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .augment import Augmentation
+from .device import memory_format
 from .io import atomic_path, torch_save
 from .losses import ce_attack_loss, mart_loss, nt_xent, relative_distance_loss, trades_attack_loss, trades_loss
 from .optim import pgd
@@ -314,7 +315,7 @@ class Trainer:
         amp = recipe.get("amp", "off")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16" and device.type == "cuda")
-        self.memory_format = torch.channels_last if recipe.get("channels_last") else torch.contiguous_format
+        self.memory_format = memory_format(bool(recipe.get("channels_last")))
         self.model.to(memory_format=self.memory_format)
         if amp != "off" and device.type != "cuda":
             log.warning("amp: CUDA only, ignored on %s (float32)", device.type)
