@@ -72,10 +72,12 @@ def _fmt_p(p: float) -> str:
 
 
 def _row(table: pd.DataFrame, **eq) -> pd.Series | None:
-    sel = table
+    """The first row of ``table`` whose columns equal ``eq``, or None."""
+    match = np.ones(len(table), dtype=bool)
     for k, v in eq.items():
-        sel = sel.loc[sel[k] == v]
-    return None if sel.empty else sel.iloc[0]
+        match &= table[k].to_numpy() == v
+    hits = np.flatnonzero(match)
+    return table.iloc[hits[0]] if len(hits) else None
 
 
 def _oriented(table: pd.DataFrame, a: str, b: str, **eq) -> pd.Series | None:

@@ -174,10 +174,9 @@ def build_design(data: pd.DataFrame, terms: Sequence[Term], levels: Mapping[str,
             cols.append(":".join(f"{f}[{lvl}]" for f, lvl in zip(term, combo)))
             col_terms.append(tuple(term))
             codes.append(tuple(zip(term, combo)))
-    variables = sorted({f for t in terms for f in t})
-    points = data[variables].astype(str).drop_duplicates() if variables else data.iloc[:1]
     full = Design(tuple(cols), tuple(col_terms), tuple(codes), dict(levels))
-    x = full.matrix(points)
+    # the distinct design points: duplicates change neither a column's support nor the rank
+    x = np.unique(full.matrix(data), axis=0)
     keep, dropped = [], []
     for j in range(len(cols)):
         if not x[:, j].any() or _rank(x[:, keep + [j]]) <= len(keep):
@@ -274,14 +273,15 @@ def aggregate(
     y = data["correct"].to_numpy(dtype=np.float64)
     k = np.bincount(codes, weights=y, minlength=len(names))
     n = np.bincount(codes, minlength=len(names)).astype(np.float64)
-    first = pd.Series(np.arange(len(data))).groupby(codes).first().to_numpy()
+    first = np.unique(codes, return_index=True)[1]  # each set's first answer
     keep = [c for c in dict.fromkeys([*variables, "model", "chance"]) if c in data.columns and c != cell]
-    table = data.iloc[first][keep].reset_index(drop=True)
-    for v in variables:
-        table[v] = table[v].astype(str)
+    table = data[keep].iloc[first].reset_index(drop=True)
+    as_text = [v for v in variables if not isinstance(table[v].dtype, pd.StringDtype)]
+    if as_text:
+        table = table.astype(dict.fromkeys(as_text, str))
     table.insert(0, cell, np.asarray(names))
     table["k"], table["n"] = k, n
-    cl = [pd.factorize(data[c])[0] for c in clusters if data[c].nunique() >= 2]
+    cl = [c for c, uniques in (pd.factorize(data[name]) for name in clusters) if len(uniques) >= 2]
     return Cells(table, codes, y, cl)
 
 
