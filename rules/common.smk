@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from iriflow.config import (
     ConfigError,
     ModelSpec,
+    dataset_settings,
     datasets_used,
     engstrom_settings,
     iri_settings,

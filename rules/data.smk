@@ -15,7 +15,7 @@ rule prepare_dataset:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     params:
-        data=config["data"],
+        data=lambda w: dataset_settings(config, w.dataset),
     script:
         "../scripts/prepare_data.py"
 

@@ -54,13 +54,14 @@ for epoch in epochs:
             "epoch %d pass %d step %d/%d mean loss %.4f", epoch, p, step, s["steps"], loss
         ),
     )
-    rel = result.rel_dist
+    c = counts[epoch] = result.counts()
     ctx.log.info(
-        "epoch %d: relative distance median %.4f; converged %d/%d",
+        "epoch %d: relative distance median %.4f; converged %d/%d, %d of them restarted",
         epoch,
-        rel.median(),
-        result.converged.sum(),
-        len(rel),
+        c["median_rel_dist"],
+        c["converged"],
+        c["n"],
+        c["restarted"],
     )
     set_id = SetId(wc.dataset, wc.model, c["layer"], c["loss"], c["seed_type"], epoch)
     settings = {**s, "model": set_id.model_id, "layer": c["layer"], "seed_type": c["seed_type"], "epoch": epoch}
@@ -68,12 +69,6 @@ for epoch in epochs:
     d.mkdir(parents=True)
     save_job(job_set(set_id, inputs, result, settings), iris=d / "iris.npz", table=d / "iris.csv", grid=d / "grid.png")
     curves += [(epoch, *row) for row in history]
-    counts[epoch] = {
-        "median_rel_dist": float(rel.median()),
-        "converged": int(result.converged.sum()),
-        "restarted": int((result.restarts > 0).sum()),
-        "n": len(rel),
-    }
 with atomic_path(tmp / "curve.csv") as path:
     pd.DataFrame(curves, columns=["epoch", *CURVE_COLUMNS]).to_csv(path, index=False, float_format="%.6g")
 write_provenance(

@@ -15,13 +15,12 @@ import pandas as pd
 
 from iriflow.analysis import load_answers, load_run_answers
 from iriflow.findings import statistics
-from iriflow.io import atomic_path, read_json
+from iriflow.io import atomic_path
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 inp, p = snakemake.input, snakemake.params
-data = load_run_answers(inp, p.models)
-excluded = read_json(inp.exclusions)["excluded"]
+data, excluded = load_run_answers(inp, p.models)
 ckpt = load_answers(inp.checkpoint_trials, inp.checkpoint_responses, p.models)
 ctx.log.info("%d answers (%d at SimCLR checkpoints)", len(data), len(ckpt))
 result = statistics(

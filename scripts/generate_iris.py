@@ -52,22 +52,16 @@ for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table,
         grid=grid,
         distances=snakemake.params.distances,
     )
-    rel = result.rel_dist
-    counts[inputs.seed_type] = {
-        "median_rel_dist": float(rel.median()),
-        "converged": int(result.converged.sum()),
-        "restarted": int((result.restarts > 0).sum()),
-        "n": len(rel),
-    }
+    c = counts[inputs.seed_type] = result.counts()
     ctx.log.info(
         "%s: relative distance median %.4f, max %.4f; converged %d/%d (threshold %g), %d of them restarted",
         set_id,
-        rel.median().item(),
-        rel.max().item(),
-        counts[inputs.seed_type]["converged"],
-        len(rel),
+        c["median_rel_dist"],
+        result.rel_dist.max().item(),
+        c["converged"],
+        c["n"],
         s["threshold"],
-        counts[inputs.seed_type]["restarted"],
+        c["restarted"],
     )
 save_curve(history, out.curve)
 write_provenance(

@@ -4,14 +4,13 @@ participants x items bootstrap CIs; and the same per SimCLR checkpoint.
 Participants excluded on catch trials (judgments/exclusions.json) are left out."""
 
 from iriflow.analysis import SCORE_KEYS, load_answers, load_run_answers, pooled_scores
-from iriflow.io import atomic_path, read_json
+from iriflow.io import atomic_path
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 inp, p = snakemake.input, snakemake.params
 boot = p.bootstrap
-data = load_run_answers(inp, p.models)
-excluded = read_json(inp.exclusions)["excluded"]
+data, excluded = load_run_answers(inp, p.models)
 ctx.log.info(
     "%d answers of %d participants (%d excluded on catch trials)",
     len(data),

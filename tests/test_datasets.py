@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from iriflow import datasets as ds
+from iriflow.config import dataset_settings
 from iriflow.io import load_npz
 from iriflow.targets import select_targets, target_arrays
 
@@ -18,9 +19,24 @@ DATA_CFG = {
 }
 
 
+def prepare_as_the_rule(name: str, data_cfg: dict) -> ds.Prepared:
+    """What rule prepare_dataset passes: the dataset's settings (its params)
+    and the download location (from the config). A reader that read any
+    other key of the data block would fail here."""
+    location = {k: data_cfg[k] for k in ds.LOCATION_KEYS}
+    return ds.prepare(name, {**location, **dataset_settings({"data": data_cfg}, name)})
+
+
 @pytest.fixture(scope="module")
 def mnist():
-    return ds.prepare("mnist5k", DATA_CFG)
+    return prepare_as_the_rule("mnist5k", DATA_CFG)
+
+
+def test_dataset_settings_are_the_keys_its_images_depend_on():
+    cfg = {"data": DATA_CFG}
+    assert dataset_settings(cfg, "mnist5k") == {"split_seed": 0, "mnist5k": {"test_fraction": 0.2}}
+    assert dataset_settings(cfg, "imagefolder") == {"split_seed": 0, "imagefolder": DATA_CFG["imagefolder"]}
+    assert dataset_settings(cfg, "cifar10") == dataset_settings(cfg, "cifar100") == {}  # fixed splits, md5-checked
 
 
 def test_mnist5k_is_stratified_and_in_range(mnist):
@@ -108,7 +124,7 @@ def cifar_fixture(tmp_path, monkeypatch):
 
 def test_cifar10_loader_reads_the_real_format(cifar_fixture):
     root, folder = cifar_fixture
-    prep = ds.prepare("cifar10", {**DATA_CFG, "root": str(root)})
+    prep = prepare_as_the_rule("cifar10", {**DATA_CFG, "root": str(root)})
     assert prep.shape == (3, 32, 32) and prep.num_classes == 10
     assert len(prep.train_y) == 30 and len(prep.test_y) == 6
     assert prep.classes[0] == "airplane"
@@ -180,7 +196,7 @@ def _write_folder(root, classes=("cat", "dog"), n=4, size=(20, 12)):
 def test_imagefolder_split_resize_and_classes(tmp_path):
     _write_folder(tmp_path / "imgs")
     cfg = {**DATA_CFG, "imagefolder": {**DATA_CFG["imagefolder"], "path": str(tmp_path / "imgs")}}
-    prep = ds.prepare("imagefolder", cfg)
+    prep = prepare_as_the_rule("imagefolder", cfg)
     assert prep.classes == ["cat", "dog"] and prep.shape == (3, 16, 16)
     assert np.bincount(prep.train_y).tolist() == [3, 3] and np.bincount(prep.test_y).tolist() == [1, 1]
 

@@ -335,6 +335,15 @@ def test_a_restart_runs_only_the_iris_above_threshold_and_can_bring_them_below()
     assert (again.rel_dist[stuck] < once.rel_dist[stuck]).all()
     # ... and brought at least one below the threshold; an IRI above it after both restarts had both
     assert (again.converged & stuck).any() and (again.restarts[~again.converged] == 2).all()
+    # the provenance's summary counts the same
+    c = again.counts()
+    assert c == {
+        "median_rel_dist": pytest.approx(float(again.rel_dist.median())),
+        "converged": int(again.converged.sum()),
+        "restarted": int(stuck.sum()),
+        "n": 8,
+    }
+    assert c["converged"] > once.counts()["converged"] and once.counts()["restarted"] == 0
     # the curve: the first pass over all 8, then each restart over the IRIs it ran
     passes = [p for p, _, _ in again.history]
     assert passes[:3] == [0, 0, 0] and set(passes[3:]) <= {1, 2} and passes[3:6] == [1, 1, 1]

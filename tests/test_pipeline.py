@@ -369,6 +369,17 @@ def test_switching_the_device_reruns_nothing(tiny_run):
     assert "Nothing to be done" in text and not rules, sorted(rules)
 
 
+def test_only_a_datasets_own_settings_rerun_its_preparation(tiny_run):
+    work, _ = tiny_run
+    # the download cache, the download switch and an unused dataset's settings change no image of mnist5k
+    elsewhere = {"root": str(work / "elsewhere"), "download": True, "imagefolder": {"test_fraction": 0.5}}
+    text, rules = planned_rules(work, {"data": elsewhere})
+    assert "Nothing to be done" in text and not rules, sorted(rules)
+    # its own split does, and everything downstream of it
+    text, rules = planned_rules(work, {"data": {"mnist5k": {"test_fraction": 0.25}}})
+    assert {"prepare_dataset", "select_targets", "train_model", "generate_iris"} <= rules, sorted(rules)
+
+
 def test_a_real_responses_file_reruns_no_simulated_observer(tiny_run):
     work, _ = tiny_run
     trials = pd.concat(

@@ -284,19 +284,22 @@ def item_targets(items: pd.Series) -> pd.Series:
     return items.str.rsplit(ITEM_SEP, n=1).str[1]
 
 
-def load_run_answers(inputs: Any, models_cfg: Mapping[str, Any]) -> pd.DataFrame:
+def load_run_answers(inputs: Any, models_cfg: Mapping[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     """``load_answers`` of a rule's judgment inputs (rules/analysis_common.smk
-    JUDGMENT_TABLES: trials, responses, real, key, exclusions)."""
+    JUDGMENT_TABLES: trials, responses, real, key, exclusions), and the
+    participants it left out for their catch trials."""
     from .io import read_json
 
-    return load_answers(
+    excluded = read_json(inputs.exclusions)["excluded"]
+    answers = load_answers(
         inputs.trials,
         inputs.responses,
         models_cfg,
         real_paths=list(inputs.real),
         key_path=inputs.key[0] if inputs.key else None,
-        excluded=read_json(inputs.exclusions)["excluded"],
+        excluded=excluded,
     )
+    return answers, excluded
 
 
 # --- scores ------------------------------------------------------------------------

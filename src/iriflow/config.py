@@ -572,6 +572,16 @@ def datasets_used(cfg: Mapping[str, Any]) -> list[str]:
     return sorted(names)
 
 
+def dataset_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """What makes one dataset's prepared form: the keys of the data block its
+    reader declares (iriflow.datasets). Not another dataset's keys, nor
+    data.root and data.download (where downloads are cached and whether one
+    may run: no image depends on them; the job reads them from the config)."""
+    from .datasets import DATASETS
+
+    return {k: cfg["data"][k] for k in DATASETS[dataset].settings}
+
+
 def model_settings(cfg: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """Everything that makes one grid model (passed to its training job as
     params, so a change to any of it retrains exactly the affected models)."""

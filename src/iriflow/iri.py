@@ -306,6 +306,16 @@ class IRIResult:
     history: list[tuple[int, int, float]]  # (pass, step, mean loss); pass 0 is the first run, r > 0 restart r
     restarts: Tensor  # [N] int64: the restarts each IRI went through (0: it needed none, or restarts were off)
 
+    def counts(self) -> dict[str, float | int]:
+        """The job provenance's summary of these IRIs: median relative
+        distance, how many converged and were restarted, of how many."""
+        return {
+            "median_rel_dist": float(self.rel_dist.median()),
+            "converged": int(self.converged.sum()),
+            "restarted": int((self.restarts > 0).sum()),
+            "n": len(self.rel_dist),
+        }
+
 
 def step_schedule(step_size: float, steps: int, schedule: str) -> float | Callable[[int], float]:
     """A constant step, or a cosine decay to zero (which lets the normalised
