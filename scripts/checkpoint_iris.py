@@ -54,14 +54,14 @@ for epoch in epochs:
             "epoch %d pass %d step %d/%d mean loss %.4f", epoch, p, step, s["steps"], loss
         ),
     )
-    c = counts[epoch] = result.counts()
+    summary = counts[epoch] = result.counts()
     ctx.log.info(
         "epoch %d: relative distance median %.4f; converged %d/%d, %d of them restarted",
         epoch,
-        c["median_rel_dist"],
-        c["converged"],
-        c["n"],
-        c["restarted"],
+        summary["median_rel_dist"],
+        summary["converged"],
+        summary["n"],
+        summary["restarted"],
     )
     set_id = SetId(wc.dataset, wc.model, c["layer"], c["loss"], c["seed_type"], epoch)
     settings = {**s, "model": set_id.model_id, "layer": c["layer"], "seed_type": c["seed_type"], "epoch": epoch}

@@ -52,16 +52,16 @@ for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table,
         grid=grid,
         distances=snakemake.params.distances,
     )
-    c = counts[inputs.seed_type] = result.counts()
+    summary = counts[inputs.seed_type] = result.counts()
     ctx.log.info(
         "%s: relative distance median %.4f, max %.4f; converged %d/%d (threshold %g), %d of them restarted",
         set_id,
-        c["median_rel_dist"],
+        summary["median_rel_dist"],
         result.rel_dist.max().item(),
-        c["converged"],
-        c["n"],
+        summary["converged"],
+        summary["n"],
         s["threshold"],
-        c["restarted"],
+        summary["restarted"],
     )
 save_curve(history, out.curve)
 write_provenance(
