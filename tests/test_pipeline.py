@@ -345,6 +345,55 @@ def test_engstrom_stage(tiny_run):
         assert (res / f"figures/{fig}.png").stat().st_size > 10_000 and (res / f"figures/{fig}.pdf").exists()
 
 
+# --- the SimCLR checkpoint stage, run for real on its own tiny workflow ---
+
+SIMCLR_TINY = {
+    **TINY,
+    "models": {
+        **TINY["models"],
+        "grid": [
+            {
+                "datasets": ["mnist5k"],
+                "archs": ["resnet18"],
+                "objectives": ["simclr"],
+                "augmentations": ["simclr"],
+                "seeds": [0],
+            }
+        ],
+        # a snapshot after each of 2 epochs: the checkpoint stage runs on epoch 1 (epoch 2 is the model)
+        "objectives": {"simclr": {"train": {"epochs": 2, "snapshot_every": 1}}},
+    },
+}
+
+
+def test_checkpoint_iris_of_a_simclr_model(tmp_path):
+    """checkpoint_iris: the IRIs of every snapshot but the last, one set per
+    epoch with the epoch in its id, the curve of every epoch's job and the
+    provenance's summary of each set."""
+    (tmp_path / "simclr.yaml").write_text(yaml.safe_dump(SIMCLR_TINY))
+    target = "results/analysis/checkpoints/mnist5k/resnet18-simclr-simclr-s0"
+    config = (str(ROOT / "config/config.yaml"), str(tmp_path / "simclr.yaml"))
+    run_snakemake("--cores", "2", "-d", str(tmp_path), target, "--configfile", *config)
+    out = tmp_path / target
+    made = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not Snakemake's timestamp
+    assert made == ["curve.csv", "epoch0001", "provenance.json"]
+    iri_set = IRISet.load(out / "epoch0001/iris.npz")
+    assert str(iri_set.id) == "mnist5k/resnet18-simclr-simclr-s0/penultimate/regfree/other-image/epoch0001"
+    assert iri_set.iris.shape == (4, 1, 28, 28) and iri_set.settings["epoch"] == 1
+    assert iri_set.settings["steps"] == TINY["iris"]["steps"]
+    table = pd.read_csv(out / "epoch0001/iris.csv")
+    np.testing.assert_allclose(table["rel_dist"], iri_set.rel_dist, rtol=1e-5)
+    curve = pd.read_csv(out / "curve.csv")
+    assert set(curve["epoch"]) == {1} and curve["mean_loss"].iloc[-1] < curve["mean_loss"].iloc[0]
+    summary = read_json(out / "provenance.json")["epochs"]["1"]
+    assert summary == {
+        "median_rel_dist": pytest.approx(float(np.sort(iri_set.rel_dist)[1])),  # torch's median: the lower middle
+        "converged": int(iri_set.converged.sum()),
+        "restarted": int((iri_set.extra["restarts"] > 0).sum()),
+        "n": 4,
+    }
+
+
 # --- re-run only what changed: after a completed run, dry runs with a changed config ---
 
 
