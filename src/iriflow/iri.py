@@ -308,7 +308,8 @@ class IRIResult:
 
     def counts(self) -> dict[str, float | int]:
         """The job provenance's summary of these IRIs: median relative
-        distance, how many converged and were restarted, of how many."""
+        distance (torch's: the lower middle value for an even count), how
+        many converged and were restarted, of how many."""
         return {
             "median_rel_dist": float(self.rel_dist.median()),
             "converged": int(self.converged.sum()),
