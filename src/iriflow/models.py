@@ -79,11 +79,11 @@ def clean_accuracy(
     y: torch.Tensor,
     batch_size: int,
     device: torch.device,
-    memory_format: torch.memory_format = torch.contiguous_format,
+    fmt: torch.memory_format = torch.contiguous_format,
 ) -> float:
     correct = 0
     for i in range(0, len(x), batch_size):
-        logits = model(x[i : i + batch_size].to(device, memory_format=memory_format))
+        logits = model(x[i : i + batch_size].to(device, memory_format=fmt))
         correct += (logits.argmax(1).cpu() == y[i : i + batch_size]).sum().item()
     return correct / len(x)
 
@@ -96,14 +96,14 @@ def robust_accuracy(
     batch_size: int,
     device: torch.device,
     seed: int = 0,
-    memory_format: torch.memory_format = torch.contiguous_format,
+    fmt: torch.memory_format = torch.contiguous_format,
 ) -> float:
     """Accuracy on PGD points maximising the cross-entropy (model in eval mode)."""
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     correct = 0
     for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device, memory_format=memory_format)
+        xb = x[i : i + batch_size].to(device, memory_format=fmt)
         yb = y[i : i + batch_size].to(device)
         x_adv = pgd(ce_attack_loss(model, yb), xb, attack, generator=gen, evaluate_last=False).x
         with torch.inference_mode():
