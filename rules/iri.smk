@@ -34,7 +34,6 @@ rule generate_iris:
     params:
         settings=iri_job_settings,
         seed_types=SEED_TYPES,
-        distances=[o["metric"] for o in config["judgments"]["observers"]["simulated"]],
     script:
         "../scripts/generate_iris.py"
 

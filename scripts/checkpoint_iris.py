@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from iriflow.config import observer_metrics
 from iriflow.device import describe
 from iriflow.io import atomic_path, write_provenance
 from iriflow.iri import CURVE_COLUMNS, job_inputs, job_set, run_job, save_job
@@ -22,6 +23,7 @@ s = snakemake.params.settings
 c = snakemake.params.checkpoints
 epochs = snakemake.params.epochs
 max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
+distances = observer_metrics(snakemake.config)  # no param either: iris.csv columns, no IRI
 wc = snakemake.wildcards
 out = Path(snakemake.output.sets)
 device = ctx.device()
@@ -67,7 +69,13 @@ for epoch in epochs:
     settings = {**s, "model": set_id.model_id, "layer": c["layer"], "seed_type": c["seed_type"], "epoch": epoch}
     d = tmp / f"epoch{epoch:04d}"
     d.mkdir(parents=True)
-    save_job(job_set(set_id, inputs, result, settings), iris=d / "iris.npz", table=d / "iris.csv", grid=d / "grid.png")
+    save_job(
+        job_set(set_id, inputs, result, settings),
+        iris=d / "iris.npz",
+        table=d / "iris.csv",
+        grid=d / "grid.png",
+        distances=distances,
+    )
     curves += [(epoch, *row) for row in history]
 with atomic_path(tmp / "curve.csv") as path:
     pd.DataFrame(curves, columns=["epoch", *CURVE_COLUMNS]).to_csv(path, index=False, float_format="%.6g")

@@ -2,6 +2,7 @@
 seed type, optimised together in batches of at most iris.max_batch images
 (iriflow.iri.run_job); the job's loss curve and provenance beside them."""
 
+from iriflow.config import observer_metrics
 from iriflow.device import describe
 from iriflow.io import write_provenance
 from iriflow.iri import job_inputs, job_set, run_job, save_curve, save_job
@@ -13,6 +14,7 @@ ctx = RuleContext(snakemake)
 s = snakemake.params.settings
 seed_types = snakemake.params.seed_types
 max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
+distances = observer_metrics(snakemake.config)  # no param either: iris.csv columns, no IRI
 wc = snakemake.wildcards
 out = snakemake.output
 device = ctx.device()
@@ -50,7 +52,7 @@ for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table,
         iris=iris,
         table=table,
         grid=grid,
-        distances=snakemake.params.distances,
+        distances=distances,
     )
     summary = counts[inputs.seed_type] = result.counts()
     ctx.log.info(

@@ -14,7 +14,7 @@ from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
 params = snakemake.params
-bundled = Path(snakemake.scriptdir).parent / "resources" / "rsa92"
+bundled = (Path(snakemake.scriptdir).parent / "resources" / "rsa92").resolve()  # without rules/..
 cache = resolve_cache(snakemake.config["rsa"]["cache"], bundled)
 ctx.log.info("download cache: %s (download %s)", cache, "allowed" if params.download else "off")
 paths, sources = {}, {}

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, SCHEMA
-from iriflow.config import ConfigError, ModelSpec, datasets_used, model_grid, validate_config
+from iriflow.config import ConfigError, ModelSpec, datasets_used, model_grid, observer_metrics, validate_config
 
 
 def load(name: str) -> dict:
@@ -190,3 +190,8 @@ def test_catalog_lists_exactly_the_registered_names():
 
 def test_unknown_metric_is_named():
     assert "iris.metric: 'psnr' is not a registered metric" in _bad(lambda c: c["iris"].update(metric="psnr"))
+
+
+def test_observer_metrics_are_each_metric_once_in_config_order():
+    simulated = [{"metric": "fsim"}, {"name": "strict", "metric": "ssim"}, {"name": "lax", "metric": "fsim"}]
+    assert observer_metrics({"judgments": {"observers": {"simulated": simulated}}}) == ["fsim", "ssim"]

@@ -12,6 +12,7 @@ import yaml
 from conftest import ROOT, run_snakemake
 from iriflow.io import read_json
 from iriflow.iriset import IRISet
+from iriflow.metrics import get_metric
 
 TINY = {
     "targets": {"n": 4},
@@ -70,6 +71,18 @@ TINY = {
 }
 
 
+def assert_observer_distances(table: pd.DataFrame, iri_set: IRISet):
+    """iris.csv gives each IRI its distance to its seed and to its target
+    under each simulated observer's metric (TINY's: ssim, fsim)."""
+    import torch
+
+    iris, seeds, targets = (torch.from_numpy(a) for a in (iri_set.iris, iri_set.seeds, iri_set.targets))
+    for name in ("ssim", "fsim"):
+        d = get_metric(name)
+        np.testing.assert_allclose(table[f"{name}_to_seed"], d(iris, seeds).numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(table[f"{name}_to_target"], d(iris, targets).numpy(), rtol=1e-4, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
@@ -121,6 +134,7 @@ def test_iri_jobs_lower_the_distance_and_report_convergence(tiny_run):
     table = pd.read_csv(job / "iris.csv")
     np.testing.assert_allclose(table["rel_dist"], saved.rel_dist, rtol=1e-5)
     assert (table["converged"] == (table["rel_dist"] < 0.5)).all()
+    assert_observer_distances(table, saved)
     prov = read_json(job.parent / "provenance.json")
     assert prov["metric"] == "ms_ssim" and prov["max_batch"] == 1024
     assert prov["sets"]["other-image"]["n"] == 4
@@ -383,6 +397,7 @@ def test_checkpoint_iris_of_a_simclr_model(tmp_path):
     assert iri_set.settings["steps"] == TINY["iris"]["steps"]
     table = pd.read_csv(out / "epoch0001/iris.csv")
     np.testing.assert_allclose(table["rel_dist"], iri_set.rel_dist, rtol=1e-5)
+    assert_observer_distances(table, iri_set)
     curve = pd.read_csv(out / "curve.csv")
     assert set(curve["epoch"]) == {1} and curve["mean_loss"].iloc[-1] < curve["mean_loss"].iloc[0]
     summary = read_json(out / "provenance.json")["epochs"]["1"]
@@ -427,6 +442,15 @@ def test_only_a_datasets_own_settings_rerun_its_preparation(tiny_run):
     # its own split does, and everything downstream of it
     text, rules = planned_rules(work, {"data": {"mnist5k": {"test_fraction": 0.25}}})
     assert {"prepare_dataset", "select_targets", "train_model", "generate_iris"} <= rules, sorted(rules)
+
+
+def test_a_new_observer_remakes_no_iri(tiny_run):
+    work, _ = tiny_run
+    observers = [*TINY["judgments"]["observers"]["simulated"], {"metric": "vsi"}]
+    text, rules = planned_rules(work, {"judgments": {"observers": {"simulated": observers}}})
+    # the observers are calibrated and answer again; the IRIs (and their iris.csv) stay
+    assert {"calibrate_observers", "simulate_judgments"} <= rules, text[-3000:]
+    assert not rules & {"generate_iris", "train_model", "evaluate_model"}, sorted(rules)
 
 
 def test_a_real_responses_file_reruns_no_simulated_observer(tiny_run):

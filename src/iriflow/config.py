@@ -654,6 +654,15 @@ def trial_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {k: cfg["judgments"][k] for k in ("alternatives", "matching_k", "n_catch", "seed")}
 
 
+def observer_metrics(cfg: Mapping[str, Any]) -> list[str]:
+    """The simulated observers' perceptual metrics (iriflow.metrics), in
+    config order, each once: the distance columns of every IRI set's iris.csv
+    (iriflow.iri.save_job). IRI jobs read them from the config, not as a
+    param: a changed observer list remakes no IRI, and an iris.csv keeps the
+    columns of the observers configured when its set was made."""
+    return list(dict.fromkeys(o["metric"] for o in cfg["judgments"]["observers"]["simulated"]))
+
+
 def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
     """What makes one procedure's job of the Engstrom stage (iriflow.engstrom):
     the layer, the seed, the procedure's section and, for feature addition,
