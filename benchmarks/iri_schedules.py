@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import yaml
 
-from iriflow.config import iri_settings, validate_config
+from iriflow.config import iri_settings, observer_metrics, validate_config
 from iriflow.iri import job_inputs, run_job
 from iriflow.metrics import get_metric
 from iriflow.models import load_model
@@ -50,7 +50,7 @@ def main() -> None:
     res = Path(args.results)
     dataset = "mnist5k"
     models = args.models.split(",") if args.models else sorted(p.name for p in (res / "models" / dataset).iterdir())
-    metrics = [o["metric"] for o in cfg["judgments"]["observers"]["simulated"]]
+    metrics = observer_metrics(cfg)
     rows = []
     for loss in args.losses.split(","):
         s = iri_settings(cfg, loss)

@@ -23,7 +23,8 @@ s = snakemake.params.settings
 c = snakemake.params.checkpoints
 epochs = snakemake.params.epochs
 max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
-distances = observer_metrics(snakemake.config)  # no param either: iris.csv columns, no IRI
+log_every = snakemake.config["iris"]["log_every"]  # nor this: the curve's resolution, no IRI
+distances = observer_metrics(snakemake.config)  # nor these: iris.csv columns, no IRI
 wc = snakemake.wildcards
 out = Path(snakemake.output.sets)
 device = ctx.device()
@@ -55,6 +56,7 @@ for epoch in epochs:
         on_log=lambda b, p, step, loss, epoch=epoch: ctx.log.info(
             "epoch %d pass %d step %d/%d mean loss %.4f", epoch, p, step, s["steps"], loss
         ),
+        log_every=log_every,
     )
     summary = counts[epoch] = result.counts()
     ctx.log.info(
@@ -86,6 +88,7 @@ write_provenance(
     wall_time_s=ctx.elapsed,
     model=f"{wc.dataset}/{wc.model}",
     max_batch=max_batch,
+    log_every=log_every,
     epochs=counts,
 )
 shutil.rmtree(out, ignore_errors=True)

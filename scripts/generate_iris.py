@@ -14,7 +14,8 @@ ctx = RuleContext(snakemake)
 s = snakemake.params.settings
 seed_types = snakemake.params.seed_types
 max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
-distances = observer_metrics(snakemake.config)  # no param either: iris.csv columns, no IRI
+log_every = snakemake.config["iris"]["log_every"]  # nor this: the curve's resolution, no IRI
+distances = observer_metrics(snakemake.config)  # nor these: iris.csv columns, no IRI
 wc = snakemake.wildcards
 out = snakemake.output
 device = ctx.device()
@@ -42,6 +43,7 @@ results, history = run_job(
     on_log=lambda batch, p, step, loss: ctx.log.info(
         "batch %d pass %d step %d/%d mean loss %.4f", batch, p, step, s["steps"], loss
     ),
+    log_every=log_every,
 )
 counts = {}
 for inputs, result, iris, table, grid in zip(sets, results, out.iris, out.table, out.grid):
@@ -75,5 +77,6 @@ write_provenance(
     layer=wc.layer,
     metric=s["metric"],
     max_batch=max_batch,
+    log_every=log_every,
     sets=counts,
 )

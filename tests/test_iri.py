@@ -242,7 +242,6 @@ def job_settings(loss_spec):
         "threshold": 0.1,
         "metric": "ssim",
         "seed": 0,
-        "log_every": 4,
         "stop_every": 4,  # (grouping, stopping and restarting together)
         "restarts": 1,
         "amp": "off",
@@ -281,10 +280,10 @@ def test_a_grouped_job_makes_the_sets_of_one_job_per_set(loss_spec):
     no example's update depends on the other examples of its batch."""
     max_batch = 4 if loss_spec["kind"] in ("regfree-transforms", "adversarial") else 1024
     model, sets, s = small_model(), job_sets(), job_settings(loss_spec)
-    grouped, history = run_job(model, "penultimate", sets, s, "cpu", max_batch)
+    grouped, history = run_job(model, "penultimate", sets, s, "cpu", max_batch, log_every=4)
     assert len(grouped) == 3 and {b for b, *_ in history} == set(range(len(job_batches([5] * 3, max_batch)[0])))
     for inputs, together in zip(sets, grouped):
-        (alone,), _ = run_job(model, "penultimate", [inputs], s, "cpu", max_batch)
+        (alone,), _ = run_job(model, "penultimate", [inputs], s, "cpu", max_batch, log_every=4)
         torch.testing.assert_close(together.rel_dist, alone.rel_dist, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(together.iris, alone.iris, rtol=0, atol=1e-4)
         assert torch.equal(together.converged, alone.converged)

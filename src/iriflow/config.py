@@ -609,8 +609,9 @@ def model_settings(cfg: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
 
 def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
     """What makes the IRIs of one loss (besides model, layer and seed type).
-    Not the device nor iris.max_batch: no result depends on them (jobs read
-    them from the config when they run; iriflow.runtime)."""
+    Not the device, iris.max_batch nor iris.log_every: no IRI depends on them
+    (jobs read them from the config when they run; iriflow.runtime,
+    iriflow.iri.run_job)."""
     iris = cfg["iris"]
     spec = iris["loss_defs"][loss]
     keys = (
@@ -624,7 +625,6 @@ def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
         "keep_best",
         "threshold",
         "seed",
-        "log_every",
         "stop_every",
         "amp",
         "channels_last",

@@ -526,6 +526,7 @@ def run_job(
     device,
     max_batch: int = 1024,
     on_log: Callable[[int, int, int, float], None] | None = None,
+    log_every: int = 100,
 ) -> tuple[list[IRIResult], list[tuple[int, int, int, float]]]:
     """IRIs of ``model`` at ``layer`` with the IRI settings ``s``
     (iriflow.config.iri_settings) on ``device`` for every set of ``sets``,
@@ -533,8 +534,8 @@ def run_job(
     (job_batches). Each example's update depends on no other example of its
     batch, so a set's IRIs are those of a job with that set alone. Returns
     one IRIResult per set (on the CPU) and the job's loss curve as (batch,
-    pass, step, mean loss; generate); on_log(batch, pass, step, mean loss)
-    reports progress."""
+    pass, step, mean loss; generate), recorded every ``log_every`` steps;
+    on_log(batch, pass, step, mean loss) reports progress."""
     device = torch.device(device)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -561,7 +562,7 @@ def run_job(
             threshold=s["threshold"],
             metric=s["metric"],
             seed=s["seed"],
-            log_every=s["log_every"],
+            log_every=log_every,
             stop_every=s["stop_every"],
             amp=s["amp"],
             momentum=s["momentum"],
