@@ -1,6 +1,5 @@
 """Rule train_model: train one grid model (resuming from its last epoch)."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from iriflow.datasets import load_prepared
 from iriflow.device import describe
 from iriflow.models import save_model
 from iriflow.runtime import RuleContext
-from iriflow.train import Trainer, build_objective, fit_linear_probe, write_history_csv
+from iriflow.train import Trainer, build_objective, fit_linear_probe, training_fingerprint, write_history_csv
 
 ctx = RuleContext(snakemake)
 s = snakemake.params.settings
@@ -38,7 +37,7 @@ trainer = Trainer(
     device,
     checkpoint=ckpt / "last.pt",
     snapshot_dir=ckpt / "snapshots",
-    fingerprint=json.dumps(s, sort_keys=True),
+    fingerprint=training_fingerprint(s),
 )
 result = trainer.run(x, y, on_epoch=lambda row: write_history_csv(ckpt / "metrics.csv", trainer.history))
 

@@ -407,6 +407,26 @@ def test_checkpoint_iris_of_a_simclr_model(tmp_path):
         "restarted": int((iri_set.extra["restarts"] > 0).sum()),
         "n": 4,
     }
+    # a changed linear probe is fit again on the trained network, which is not trained again
+    model_json = "results/models/mnist5k/resnet18-simclr-simclr-s0/model.json"
+    trained = read_json(tmp_path / model_json)
+    assert trained["resumed_from_epoch"] == 0 and trained["epochs"] == 2
+    (tmp_path / "probe.yaml").write_text(
+        yaml.safe_dump({"models": {"objectives": {"simclr": {"probe": {"epochs": 3}}}}})
+    )
+    run_snakemake(
+        "--cores",
+        "1",
+        "-d",
+        str(tmp_path),
+        model_json,
+        "--configfile",
+        *config,
+        str(tmp_path / "probe.yaml"),
+    )
+    refit = read_json(tmp_path / model_json)
+    assert refit["resumed_from_epoch"] == 2 and refit["epochs"] == 2, refit
+    assert refit["objective"]["probe"]["epochs"] == 3 and refit["probe_train_acc"] != trained["probe_train_acc"]
 
 
 # --- re-run only what changed: after a completed run, dry runs with a changed config ---

@@ -6,7 +6,15 @@ import torch.nn as nn
 
 from iriflow.archs import build_model
 from iriflow.augment import build_augmentation
-from iriflow.train import LARS, OBJECTIVES, Trainer, build_objective, fit_linear_probe, lr_factor
+from iriflow.train import (
+    LARS,
+    OBJECTIVES,
+    Trainer,
+    build_objective,
+    fit_linear_probe,
+    lr_factor,
+    training_fingerprint,
+)
 
 AUGS = {
     "none": {"kind": "none"},
@@ -196,3 +204,26 @@ def test_a_non_finite_loss_stops_training_at_the_end_of_its_epoch_naming_the_ste
     with pytest.raises(FloatingPointError, match="epoch 2, step 2"):
         trainer.run(x, y)
     assert trainer.epoch == 1 and torch.load(trainer.checkpoint, weights_only=True)["epoch"] == 1
+
+
+def test_the_training_fingerprint_leaves_out_only_the_simclr_probe():
+    import copy
+    import json
+
+    import yaml
+
+    from conftest import ROOT, SCHEMA
+    from iriflow.config import ModelSpec, model_settings, validate_config
+
+    cfg = validate_config(yaml.safe_load((ROOT / "config/config.yaml").read_text()), SCHEMA)
+    simclr = model_settings(cfg, ModelSpec.parse("mnist5k/resnet18-simclr-simclr-s0"))
+    refit = copy.deepcopy(simclr)
+    refit["objective"]["probe"]["epochs"] += 5
+    assert training_fingerprint(refit) == training_fingerprint(simclr)  # resumed: only the probe is fit again
+    for key, value in (("temperature", 0.1), ("proj_dim", 32)):
+        changed = copy.deepcopy(simclr)
+        changed["objective"][key] = value
+        assert training_fingerprint(changed) != training_fingerprint(simclr), key
+    # a supervised model's fingerprint is all of its settings, as before the probe was left out
+    ce = model_settings(cfg, ModelSpec.parse("mnist5k/resnet18-ce-standard-s0"))
+    assert training_fingerprint(ce) == json.dumps(ce, sort_keys=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import math
 import os
@@ -181,6 +182,17 @@ class SimCLR(Objective):
 def build_objective(spec: Mapping[str, Any], feature_dim: int) -> Objective:
     params = {k: v for k, v in spec.items() if k not in ("kind", "train", "probe")}
     return OBJECTIVES[spec["kind"]](feature_dim, **params)
+
+
+def training_fingerprint(settings: Mapping[str, Any]) -> str:
+    """What makes a model's trained network, as text: its training job's
+    settings (iriflow.config.model_settings) without a self-supervised
+    objective's linear probe, which is fit afterwards on frozen features
+    (fit_linear_probe). A checkpoint is resumed only under the same
+    fingerprint, so a changed probe refits the probe on the trained network
+    instead of training the network again."""
+    objective = {k: v for k, v in settings["objective"].items() if k != "probe"}
+    return json.dumps({**settings, "objective": objective}, sort_keys=True)
 
 
 # --- optimisers and schedule -----------------------------------------------------
