@@ -37,9 +37,6 @@ rule rsa_data:
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(15),
-    params:
-        download=RSA["download"],
-        base_url=RSA["base_url"],
     script:
         "../scripts/rsa_data.py"
 

@@ -2,9 +2,10 @@
 (Mur et al. 2013) and human/monkey IT RDMs (Kriegeskorte et al. 2008), from
 the copy committed in resources/rsa92 (rsa.cache: ''), or from the folder
 rsa.cache names (downloaded there from the pinned URL when missing), each
-file checked against its pinned sha256, stored as one .npz. The location
-does not change the outputs (the checksums pin the bytes), so it is read from
-the config here, not passed as a param that would trigger reruns."""
+file checked against its pinned sha256, stored as one .npz. Where the files
+come from (rsa.cache, rsa.download, rsa.base_url) does not change the
+outputs (the checksums pin the bytes), so it is read from the config here,
+not passed as params that would trigger reruns."""
 
 from pathlib import Path
 
@@ -13,18 +14,19 @@ from iriflow.rsa import RSA92_FILES, fetch_verified, load_rsa92, resolve_cache, 
 from iriflow.runtime import RuleContext
 
 ctx = RuleContext(snakemake)
-params = snakemake.params
+rsa = snakemake.config["rsa"]
+base_url, download = rsa["base_url"], rsa["download"]
 bundled = (Path(snakemake.scriptdir).parent / "resources" / "rsa92").resolve()  # without rules/..
-cache = resolve_cache(snakemake.config["rsa"]["cache"], bundled)
-ctx.log.info("download cache: %s (download %s)", cache, "allowed" if params.download else "off")
+cache = resolve_cache(rsa["cache"], bundled)
+ctx.log.info("download cache: %s (download %s)", cache, "allowed" if download else "off")
 paths, sources = {}, {}
 for key, remote in RSA92_FILES.items():
-    paths[key], how = fetch_verified(remote, cache, params.base_url, params.download)
+    paths[key], how = fetch_verified(remote, cache, base_url, download)
     sources[remote.name] = {
         "sha256": sha256_file(paths[key]),
         "from": how,
         "path": str(paths[key]),
-        "url": f"{params.base_url.rstrip('/')}/{remote.name}",
+        "url": f"{base_url.rstrip('/')}/{remote.name}",
         "what": remote.what,
     }
     ctx.log.info("%s: sha256 ok (%s)", remote.name, how)
@@ -39,7 +41,7 @@ ctx.log.info(
 data.save(snakemake.output.data)
 write_provenance(
     snakemake.output.provenance,
-    {"download": params.download, "base_url": params.base_url},
+    {"download": download, "base_url": base_url},
     wall_time_s=ctx.elapsed,
     files=sources,
 )

@@ -458,7 +458,9 @@ def test_only_a_datasets_own_settings_rerun_its_preparation(tiny_run):
     work, _ = tiny_run
     # the download cache, the download switch and an unused dataset's settings change no image of mnist5k
     elsewhere = {"root": str(work / "elsewhere"), "download": True, "imagefolder": {"test_fraction": 0.5}}
-    text, rules = planned_rules(work, {"data": elsewhere})
+    # nor do where the RSA stage's files come from (their bytes are pinned by sha256)
+    rsa_source = {"download": False, "base_url": "https://example.org/mirror/"}
+    text, rules = planned_rules(work, {"data": elsewhere, "rsa": rsa_source})
     assert "Nothing to be done" in text and not rules, sorted(rules)
     # its own split does, and everything downstream of it
     text, rules = planned_rules(work, {"data": {"mnist5k": {"test_fraction": 0.25}}})
