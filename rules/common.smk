@@ -17,6 +17,7 @@ from iriflow.config import (
     model_ids,
     model_design,
     model_settings,
+    observer_name,
     plan_workflow_config,
     trial_settings,
     trials_tables,

@@ -4,18 +4,13 @@
 
 
 # Each simulated observer's decision noise, anchored to a point of a
-# psychometric function, the validation curves of candidate metrics, and each
-# observer's validity per trial kind and seed type (validity.csv: it is used
-# only where it passed).
+# psychometric function (a change to the validation below recalibrates
+# nothing, so the observers' answers stay as they are).
 rule calibrate_observers:
     input:
         targets=rules.select_targets.output.targets,
-        data=rules.prepare_dataset.output.data,  # the pool of other-image seeds
     output:
         calibration=f"{R}/judgments/observers/{{dataset}}/calibration.json",
-        curves=f"{R}/judgments/observers/{{dataset}}/psychometric.csv",
-        figure=f"{R}/judgments/observers/{{dataset}}/psychometric.png",
-        validity=f"{R}/judgments/observers/{{dataset}}/validity.csv",
     log:
         f"{R}/logs/judgments/{{dataset}}/calibrate_observers.log",
     conda:
@@ -26,6 +21,34 @@ rule calibrate_observers:
         runtime=by_attempt(15),
     params:
         observers=config["judgments"]["observers"]["simulated"],
+        repeats=config["judgments"]["observers"]["validation"]["repeats"],
+        seed=config["judgments"]["seed"],
+    script:
+        "../scripts/calibrate_observers.py"
+
+
+# The psychometric curves of the observers and of candidate metrics, and each
+# observer's validity per trial kind and seed type (validity.csv: it is used
+# only where it passed).
+rule validate_observers:
+    input:
+        targets=rules.select_targets.output.targets,
+        data=rules.prepare_dataset.output.data,  # the pool of other-image seeds
+        calibration=rules.calibrate_observers.output.calibration,
+    output:
+        curves=f"{R}/judgments/observers/{{dataset}}/psychometric.csv",
+        figure=f"{R}/judgments/observers/{{dataset}}/psychometric.png",
+        validity=f"{R}/judgments/observers/{{dataset}}/validity.csv",
+    log:
+        f"{R}/logs/judgments/{{dataset}}/validate_observers.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(15),
+    params:
+        observers=[observer_name(o) for o in config["judgments"]["observers"]["simulated"]],
         validation=config["judgments"]["observers"]["validation"],
         seed=config["judgments"]["seed"],
         trials={k: config["judgments"][k] for k in ("alternatives", "matching_k")},
@@ -33,7 +56,7 @@ rule calibrate_observers:
         iri_seed=config["iris"]["seed"],
         feature_seed_type=(config["engstrom"]["features"]["seed_type"] if config["engstrom"]["enabled"] else None),
     script:
-        "../scripts/calibrate_observers.py"
+        "../scripts/validate_observers.py"
 
 
 # One job per model covers all of its IRI sets (layers x losses x seed types):

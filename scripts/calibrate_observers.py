@@ -1,32 +1,25 @@
 """Rule calibrate_observers: each simulated observer's decision noise from
-its psychometric anchor, psychometric curves of every candidate metric on
-constructed trials with known answers (the dataset's targets), and the
-validity table: each calibrated observer on trials built like the real ones
-for every trial kind and seed type, whose IRIs are target-dominant blends of
-target and seed (the target is the right answer); it passes where its % correct
-is clearly above chance (iriflow.judgments.observer_validity)."""
+its psychometric anchor (or the sigma the config gives) on constructed
+target-in-noise trials of the dataset's targets. The validation of the
+observers and of candidate metrics is rule validate_observers': changing it
+recalibrates nothing, so the observers' answers stay as they are."""
 
 import sys
 
-import pandas as pd
-
 from iriflow.config import observer_name
-from iriflow.io import atomic_path, write_json
-from iriflow.iri import job_inputs
-from iriflow.judgments import calibrate_sigma, observer_validity, other_class_images, validate_metric
-from iriflow.plots import psychometric_figure, save_figure
+from iriflow.io import write_json
+from iriflow.judgments import calibrate_sigma, other_class_images
 from iriflow.runtime import RuleContext
 from iriflow.targets import load_targets
 
 ctx = RuleContext(snakemake)
-observers = snakemake.params.observers
-val = snakemake.params.validation
 seed = snakemake.params.seed
+repeats = snakemake.params.repeats
 targets, labels, _ = load_targets(snakemake.input.targets)
 others = other_class_images(targets, labels, seed)
 
-calibration, curves = {}, []
-for i, obs in enumerate(observers):
+calibration = {}
+for i, obs in enumerate(snakemake.params.observers):
     name = observer_name(obs)
     anchor = obs["calibration"]
     sigma = obs["sigma"]
@@ -38,7 +31,7 @@ for i, obs in enumerate(observers):
                 obs["metric"],
                 snr_db=anchor["snr_db"],
                 p_correct=anchor["p_correct"],
-                repeats=val["repeats"],
+                repeats=repeats,
                 seed=seed,
             )
         except ValueError as err:
@@ -60,72 +53,4 @@ for i, obs in enumerate(observers):
         sigma,
         f"75% anchor {anchor}" if obs["sigma"] is None else "from the config",
     )
-    curves.append(
-        validate_metric(
-            targets,
-            labels,
-            obs["metric"],
-            snr_db=val["snr_db"],
-            blend=val["blend"],
-            repeats=val["repeats"],
-            sigma=sigma,
-            lapse=obs["lapse"],
-            seed=seed,
-        ).assign(observer=f"simulated:{name}")
-    )
-validated = {o["metric"] for o in observers}
-for metric in dict.fromkeys(val["metrics"]):
-    if metric not in validated:
-        curves.append(
-            validate_metric(
-                targets, labels, metric, snr_db=val["snr_db"], blend=val["blend"], repeats=val["repeats"], seed=seed
-            ).assign(observer="")
-        )
-table = pd.concat(curves, ignore_index=True)
-with atomic_path(snakemake.output.curves) as tmp:
-    table.to_csv(tmp, index=False, float_format="%.4f")
-fig = psychometric_figure(table)
-save_figure(fig, snakemake.output.figure)
 write_json(snakemake.output.calibration, calibration)
-noise = table.loc[table["trial"] == "noise"].drop_duplicates(["metric", "level"])
-ctx.log.info(
-    "P(target) on target-in-noise trials, noise-free metric:\n%s",
-    noise.assign(snr_db=noise["snr_db"].round(1))
-    .pivot(index="snr_db", columns="metric", values="p_target")
-    .round(3)
-    .to_string(),
-)
-p = snakemake.params
-seed_types = list(dict.fromkeys([*p.seed_types, *([p.feature_seed_type] if p.feature_seed_type else [])]))
-# the seeds of the IRI stage (they depend only on iris.seed and the seed type)
-seeds = {
-    j.seed_type: j.seeds for j in job_inputs(snakemake.input.data, snakemake.input.targets, seed_types, p.iri_seed)
-}
-validity = observer_validity(
-    targets,
-    labels,
-    seeds,
-    calibration,
-    seed_types=p.seed_types,
-    alternatives=p.trials["alternatives"],
-    matching_k=p.trials["matching_k"],
-    weights=val["seed_weights"],
-    margin_pp=val["margin_pp"],
-    level=val["level"],
-    feature_seed_type=p.feature_seed_type,
-    seed=seed,
-)
-validity.insert(0, "dataset", snakemake.wildcards.dataset)
-with atomic_path(snakemake.output.validity) as tmp:
-    validity.to_csv(tmp, index=False, float_format="%.4f")
-failed = validity.loc[~validity["passed"]]
-ctx.log.info(
-    "observer validity (seed weights %s, pass: CI lower bound > chance + %g pp):\n%s",
-    val["seed_weights"],
-    val["margin_pp"],
-    validity.drop(columns="reason").round(3).to_string(index=False),
-)
-for _, r in failed.iterrows():
-    ctx.log.warning(
-        "%s is not used for %s trials of %s seeds: %s", r["observer"], r["measure"], r["seed_type"], r["reason"]
-    )

@@ -472,8 +472,16 @@ def test_a_new_observer_remakes_no_iri(tiny_run):
     observers = [*TINY["judgments"]["observers"]["simulated"], {"metric": "vsi"}]
     text, rules = planned_rules(work, {"judgments": {"observers": {"simulated": observers}}})
     # the observers are calibrated and answer again; the IRIs (and their iris.csv) stay
-    assert {"calibrate_observers", "simulate_judgments"} <= rules, text[-3000:]
+    assert {"calibrate_observers", "validate_observers", "simulate_judgments"} <= rules, text[-3000:]
     assert not rules & {"generate_iris", "train_model", "evaluate_model"}, sorted(rules)
+
+
+def test_validating_another_metric_recalibrates_no_observer(tiny_run):
+    work, _ = tiny_run
+    text, rules = planned_rules(work, {"judgments": {"observers": {"validation": {"metrics": ["gmsd", "vsi"]}}}})
+    # the curves and the validity table are made again, and what reads the validity table
+    assert {"validate_observers", "statistics"} <= rules, text[-3000:]
+    assert not rules & {"calibrate_observers", "simulate_judgments", "generate_iris"}, sorted(rules)
 
 
 def test_a_real_responses_file_reruns_no_simulated_observer(tiny_run):
@@ -486,6 +494,7 @@ def test_a_real_responses_file_reruns_no_simulated_observer(tiny_run):
     text, rules = planned_rules(work, {"judgments": {"observers": {"real": {"responses": [str(work / "real.csv")]}}}})
     # the real answers are checked and scored; nothing upstream of scoring runs again
     assert {"check_responses", "score_alignment"} <= rules, text[-3000:]
-    assert not rules & {"simulate_judgments", "calibrate_observers", "generate_iris", "train_model", "checkpoint_iris"}
+    upstream = {"simulate_judgments", "calibrate_observers", "validate_observers", "generate_iris", "checkpoint_iris"}
+    assert not rules & (upstream | {"train_model"}), sorted(rules)
     # the power planner simulates studies from the simulated observers only
     assert "power" not in rules, sorted(rules)

@@ -70,7 +70,7 @@ def test_dry_run_default_config(tmp_path):
     n_models = len(model_ids(config_of("config.yaml")))
     assert proc.stdout.count("/penultimate/regfree/other-image/iris.npz") >= n_models  # a set per job
     assert counts["simulate_judgments"] == 8 and counts["score_alignment"] == 1
-    assert counts["calibrate_observers"] == 1  # one per dataset
+    assert counts["calibrate_observers"] == counts["validate_observers"] == 1  # one per dataset
     # analysis: one job per SimCLR model for the IRIs of its snapshots (epoch 2 of 4; the last
     # snapshot is the final network, whose IRIs the IRI stage made), one job per table and figure
     assert counts["checkpoint_iris"] == expected["checkpoint_iris"] and counts["checkpoint_judgments"] == 1
@@ -118,7 +118,7 @@ def test_dry_run_paper_config_plans_the_full_grid_with_gpus(tmp_path):
     # one IRI job per model x layer x loss (84 x 1 x 6), at most 504 (issue 15), 6 seed types each
     expected = iri_jobs(config_of("config.yaml", "paper.yaml"))
     assert counts["generate_iris"] == expected["generate_iris"] <= 504 and counts["simulate_judgments"] == 84
-    assert counts["calibrate_observers"] == 2
+    assert counts["calibrate_observers"] == counts["validate_observers"] == 2
     # one job per SimCLR model (12) for its 19 snapshots (every 50 of 1000 epochs, the last one reused)
     assert counts["checkpoint_iris"] == expected["checkpoint_iris"]
     assert counts["statistics"] == 1
