@@ -22,29 +22,28 @@ targets, labels, _ = load_targets(snakemake.input.targets)
 stored = read_json(snakemake.input.calibration)
 calibration = {name: stored[name] for name in p.observers}  # the config's order, not the file's
 
-curves = [
-    validate_metric(
-        targets,
-        labels,
-        obs["metric"],
-        snr_db=val["snr_db"],
-        blend=val["blend"],
-        repeats=val["repeats"],
-        sigma=obs["sigma"],
-        lapse=obs["lapse"],
-        seed=seed,
-    ).assign(observer=f"simulated:{name}")
-    for name, obs in calibration.items()
-]
-validated = {obs["metric"] for obs in calibration.values()}
-for metric in dict.fromkeys(val["metrics"]):
-    if metric not in validated:
-        curves.append(
-            validate_metric(
-                targets, labels, metric, snr_db=val["snr_db"], blend=val["blend"], repeats=val["repeats"], seed=seed
-            ).assign(observer="")
-        )
-table = pd.concat(curves, ignore_index=True)
+# (observer label, metric, decision noise, lapse rate): each observer, then each
+# candidate metric that no observer uses, noise-free
+observed = [(f"simulated:{name}", obs["metric"], obs["sigma"], obs["lapse"]) for name, obs in calibration.items()]
+used = {metric for _, metric, _, _ in observed}
+candidates = [("", metric, None, 0.0) for metric in dict.fromkeys(val["metrics"]) if metric not in used]
+table = pd.concat(
+    [
+        validate_metric(
+            targets,
+            labels,
+            metric,
+            snr_db=val["snr_db"],
+            blend=val["blend"],
+            repeats=val["repeats"],
+            sigma=sigma,
+            lapse=lapse,
+            seed=seed,
+        ).assign(observer=label)
+        for label, metric, sigma, lapse in observed + candidates
+    ],
+    ignore_index=True,
+)
 with atomic_path(snakemake.output.curves) as tmp:
     table.to_csv(tmp, index=False, float_format="%.4f")
 save_figure(psychometric_figure(table), snakemake.output.figure)
