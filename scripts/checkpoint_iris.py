@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iriflow.config import observer_metrics
+from iriflow.config import iri_run_options
 from iriflow.device import describe
 from iriflow.io import atomic_path, write_provenance
 from iriflow.iri import CURVE_COLUMNS, job_inputs, job_set, run_job, save_job
@@ -22,9 +22,8 @@ ctx = RuleContext(snakemake)
 s = snakemake.params.settings
 c = snakemake.params.checkpoints
 epochs = snakemake.params.epochs
-max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
-log_every = snakemake.config["iris"]["log_every"]  # nor this: the curve's resolution, no IRI
-distances = observer_metrics(snakemake.config)  # nor these: iris.csv columns, no IRI
+opts = iri_run_options(snakemake.config)  # no params: they change no IRI
+max_batch, log_every, distances = opts["max_batch"], opts["log_every"], opts["distances"]
 wc = snakemake.wildcards
 out = Path(snakemake.output.sets)
 device = ctx.device()

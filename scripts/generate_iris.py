@@ -2,7 +2,7 @@
 seed type, optimised together in batches of at most iris.max_batch images
 (iriflow.iri.run_job); the job's loss curve and provenance beside them."""
 
-from iriflow.config import observer_metrics
+from iriflow.config import iri_run_options
 from iriflow.device import describe
 from iriflow.io import write_provenance
 from iriflow.iri import job_inputs, job_set, run_job, save_curve, save_job
@@ -13,9 +13,8 @@ from iriflow.runtime import RuleContext
 ctx = RuleContext(snakemake)
 s = snakemake.params.settings
 seed_types = snakemake.params.seed_types
-max_batch = snakemake.config["iris"]["max_batch"]  # no param: it changes no IRI
-log_every = snakemake.config["iris"]["log_every"]  # nor this: the curve's resolution, no IRI
-distances = observer_metrics(snakemake.config)  # nor these: iris.csv columns, no IRI
+opts = iri_run_options(snakemake.config)  # no params: they change no IRI
+max_batch, log_every, distances = opts["max_batch"], opts["log_every"], opts["distances"]
 wc = snakemake.wildcards
 out = snakemake.output
 device = ctx.device()

@@ -4,7 +4,16 @@ import pytest
 import yaml
 
 from conftest import ROOT, SCHEMA
-from iriflow.config import ConfigError, ModelSpec, datasets_used, model_grid, observer_metrics, validate_config
+from iriflow.config import (
+    ConfigError,
+    ModelSpec,
+    datasets_used,
+    iri_run_options,
+    iri_settings,
+    model_grid,
+    observer_metrics,
+    validate_config,
+)
 
 
 def load(name: str) -> dict:
@@ -195,3 +204,9 @@ def test_unknown_metric_is_named():
 def test_observer_metrics_are_each_metric_once_in_config_order():
     simulated = [{"metric": "fsim"}, {"name": "strict", "metric": "ssim"}, {"name": "lax", "metric": "fsim"}]
     assert observer_metrics({"judgments": {"observers": {"simulated": simulated}}}) == ["fsim", "ssim"]
+
+
+def test_iri_run_options_are_no_iri_setting():
+    cfg = validate_config(load("config.yaml"), SCHEMA)
+    assert iri_run_options(cfg) == {"max_batch": 1024, "log_every": 100, "distances": ["ssim", "fsim"]}
+    assert not {"max_batch", "log_every", "distances"} & set(iri_settings(cfg, "regfree"))

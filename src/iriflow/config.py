@@ -609,9 +609,8 @@ def model_settings(cfg: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
 
 def iri_settings(cfg: Mapping[str, Any], loss: str) -> dict[str, Any]:
     """What makes the IRIs of one loss (besides model, layer and seed type).
-    Not the device, iris.max_batch nor iris.log_every: no IRI depends on them
-    (jobs read them from the config when they run; iriflow.runtime,
-    iriflow.iri.run_job)."""
+    Not the device nor iri_run_options: no IRI depends on them (jobs read
+    them from the config when they run; iriflow.runtime)."""
     iris = cfg["iris"]
     spec = iris["loss_defs"][loss]
     keys = (
@@ -661,6 +660,19 @@ def observer_metrics(cfg: Mapping[str, Any]) -> list[str]:
     param: a changed observer list remakes no IRI, and an iris.csv keeps the
     columns of the observers configured when its set was made."""
     return list(dict.fromkeys(o["metric"] for o in cfg["judgments"]["observers"]["simulated"]))
+
+
+def iri_run_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What an IRI job (generate_iris, checkpoint_iris) reads from the config
+    when it runs, beside its params (iri_settings): the largest batch
+    (iris.max_batch), the loss curve's resolution (iris.log_every) and the
+    distance columns of iris.csv (observer_metrics). No IRI depends on them,
+    so changing them remakes none."""
+    return {
+        "max_batch": cfg["iris"]["max_batch"],
+        "log_every": cfg["iris"]["log_every"],
+        "distances": observer_metrics(cfg),
+    }
 
 
 def engstrom_settings(cfg: Mapping[str, Any], procedure: str) -> dict[str, Any]:
