@@ -1,6 +1,7 @@
 """Architectures: registry, shapes and geometry, width scaling, parameter counts
 against the reference implementations, internal normalisation, FakeReLU gradients,
-named layers, state_dict round-trips, determinism and channels_last."""
+named layers, state_dict round-trips, determinism, channels_last and BatchNorm
+folding."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from iriflow.archs import ARCHS, PENULTIMATE, ConvBN, Net, build_model
+from iriflow.archs import ARCHS, PENULTIMATE, ConvBN, Net, build_model, fold_batchnorm
 
 ALL = ["resnet18", "vgg16bn", "densenet121", "inceptionv3", "tv_resnet18", "tv_resnet50"]
 CIFAR = ALL[:4]
@@ -344,3 +345,37 @@ def test_channels_last_matches_contiguous(nets, arch):
     net_cl.train()
     net_cl(x_cl.detach()).logsumexp(1).sum().backward()
     assert all(p.grad is not None and p.grad.isfinite().all() for p in net_cl.parameters())
+
+
+def n_batchnorms(module: torch.nn.Module) -> int:
+    return sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+
+
+@pytest.mark.parametrize("arch", ALL)
+def test_fold_batchnorm_computes_the_same_and_leaves_the_model(arch):
+    net = make(arch)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():  # statistics and affine maps far from the identity, so that folding shows
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    folded = fold_batchnorm(net)
+    # every BatchNorm sits right after a convolution except DenseNet's (BN-ReLU-conv), which stay
+    assert n_batchnorms(folded) == (n_batchnorms(net) if arch == "densenet121" else 0)
+    assert n_batchnorms(net) > 0 and net.training and not folded.training
+    assert net.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    net.eval()
+    x = images(batch=2).requires_grad_(True)
+    x2 = x.detach().clone().requires_grad_(True)
+    ref, got = net.features(x, fake_relu=True), folded.features(x2, fake_relu=True)
+    assert_close_to_scale(got, ref)
+    assert_close_to_scale(folded.head(got), net.head(ref))
+    assert_close_to_scale(input_grad(got, x2), input_grad(ref, x))
+    stage = net.backbone.layer_names()[1]
+    assert_close_to_scale(folded.layers(x2, [stage])[stage], net.layers(x, [stage])[stage])

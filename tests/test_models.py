@@ -2,7 +2,7 @@ import torch
 import torchvision
 
 from iriflow.archs import build_model
-from iriflow.models import evaluate, load_external, load_model, save_model
+from iriflow.models import evaluate, frozen, load_external, load_model, save_model
 
 SPEC = {
     "arch": "resnet18",
@@ -82,7 +82,32 @@ def test_evaluate_in_channels_last_matches_contiguous_up_to_rounding():
     conv = next(
         m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1 and m.kernel_size[0] > 1
     )
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # evaluate works on a frozen copy (iriflow.models.frozen): the caller's model is as it was
+    assert conv.weight.is_contiguous() and not conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert all(p.requires_grad for p in net.parameters())
     assert last["clean_acc"] == dense["clean_acc"] == 0.75
     assert 0 < dense["robust_acc_l2"] < dense["clean_acc"]
     assert abs(last["robust_acc_l2"] - dense["robust_acc_l2"]) <= 1 / 32  # one flip at most, from rounding
+
+
+def test_frozen_is_a_folded_gradient_free_copy_in_the_memory_format():
+    torch.manual_seed(0)
+    net = build_model(**SPEC)
+    net.train()
+    x = torch.rand(64, 1, 16, 16)
+    net(x)  # one training-mode pass: BatchNorm statistics that are not the identity
+    net.eval()
+    with torch.no_grad():
+        want = net(x)
+    net.train()
+    cold = frozen(net, channels_last=True)
+    assert not cold.training and net.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in cold.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) > 0
+    assert not any(p.requires_grad for p in cold.parameters()) and all(p.requires_grad for p in net.parameters())
+    convs = [m for m in cold.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1 and m.kernel_size[0] > 1]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    with torch.no_grad():
+        got = cold(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -9,10 +9,15 @@ pooled features) and ``forward_layers`` returns any subset in one forward pass.
 
 Registered constructors take ``(in_channels, width)`` and return a ``Backbone``.
 Channel counts of the CIFAR-style nets are ``max(1, round(base * width))``.
+
+Modules that apply a BatchNorm directly to a convolution's output name the
+pairs in ``conv_bn`` (besides conv -> BN neighbours of an ``nn.Sequential``),
+so that ``fold_batchnorm`` can fold them for inference.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -122,6 +127,8 @@ class _NamedStages(Backbone):
 
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers with a residual connection (projection when the shape changes)."""
+
+    conv_bn = (("conv1", "bn1"), ("conv2", "bn2"))
 
     def __init__(self, cin: int, cout: int, stride: int, out_relu: bool = True):
         super().__init__()
@@ -266,6 +273,8 @@ class DenseNet121(_NamedStages):
 
 class ConvBN(nn.Module):
     """Conv (no bias) + BN (eps 1e-3) + optional ReLU: Inception-v3's basic unit."""
+
+    conv_bn = (("conv", "bn"),)
 
     def __init__(self, cin: int, cout: int, kernel: _Size, stride: int = 1, padding: _Size = 0, act: bool = True):
         super().__init__()
@@ -441,6 +450,7 @@ class TorchvisionResNet(Backbone):
     """
 
     TORCHVISION_MODULES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    conv_bn = (("conv1", "bn1"),)
 
     def __init__(self, name: str, in_channels: int):
         # imported here, not with the module: torchvision's import (with torch._dynamo) costs
@@ -456,6 +466,9 @@ class TorchvisionResNet(Backbone):
             setattr(self, module, getattr(net, module))
         self.feature_dim = net.fc.in_features
         self.bottleneck = isinstance(net.layer4[-1], resnet.Bottleneck)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in layer:  # torchvision's blocks: conv1 -> bn1, conv2 -> bn2 (, conv3 -> bn3)
+                block.conv_bn = tuple((f"conv{i}", f"bn{i}") for i in (1, 2, 3) if hasattr(block, f"conv{i}"))
 
     def stages(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
         return [
@@ -492,6 +505,35 @@ def tv_resnet18(in_channels: int = 3, width: float = 1.0, stem_stride: int = 1) 
 def tv_resnet50(in_channels: int = 3, width: float = 1.0, stem_stride: int = 1) -> Backbone:
     """torchvision ResNet-50 for ImageNet-like resolution; ``width`` and ``stem_stride`` are ignored."""
     return TorchvisionResNet("resnet50", in_channels)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode in which every BatchNorm that directly
+    follows a convolution (``conv_bn`` pairs and conv -> BN neighbours in an
+    ``nn.Sequential``) is folded into that convolution's weights and bias and
+    replaced by an identity. The function it computes is the same (up to float
+    rounding), with one layer fewer per pair in the forward and the backward
+    pass; ``model`` itself is left as it was. BatchNorms elsewhere (e.g.
+    DenseNet's, which come before their convolutions) stay."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for module in list(folded.modules()):
+        pairs = list(getattr(module, "conv_bn", ()))
+        if isinstance(module, nn.Sequential):
+            kids = list(module.named_children())
+            pairs += [
+                (a, b)
+                for (a, ma), (b, mb) in zip(kids, kids[1:])
+                if isinstance(ma, nn.Conv2d) and isinstance(mb, nn.BatchNorm2d)
+            ]
+        for conv, bn in pairs:
+            module.register_module(conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
+            module.register_module(bn, nn.Identity())
+    return folded
 
 
 # --------------------------------------------------------------------------- wrapper

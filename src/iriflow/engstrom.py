@@ -71,6 +71,7 @@ from .iri import SeedContext, make_seeds, seed_generator, step_schedule
 from .iriset import IRISet, SetId
 from .losses import relative_distance
 from .metrics import get_metric
+from .models import frozen
 from .optim import optimize
 from .represent import Representation, extract, representation
 
@@ -243,7 +244,8 @@ def interpolate(
 class ModelJob:
     """One model's share of a procedure's job: the model, the id of its set,
     the test split (images in [0, 1] and labels), the procedure's settings
-    ``s`` and the device."""
+    ``s`` and the device. It works on ``iriflow.models.frozen(model)``
+    (BatchNorms folded, no parameter gradients)."""
 
     model: torch.nn.Module
     sid: SetId
@@ -252,11 +254,11 @@ class ModelJob:
     s: Mapping[str, Any]
     device: Any = "cpu"
 
+    def __post_init__(self) -> None:
+        self.model = frozen(self.model)
+
     def representation(self) -> Representation:
         """R(x) at the settings' layer, gradients for the input only."""
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.model.eval()
         return representation(self.model, self.s["layer"], fake_relu=True)
 
     def extract(self, x: Tensor | None = None) -> Tensor:

@@ -29,6 +29,7 @@ from .io import atomic_path
 from .iriset import IRISet, SetId
 from .losses import relative_distance
 from .metrics import get_metric
+from .models import frozen
 from .optim import Stop, coarse_to_fine_filter, optimize
 from .registry import Registry
 from .represent import Representation, representation
@@ -535,14 +536,14 @@ def run_job(
     batch, so a set's IRIs are those of a job with that set alone. Returns
     one IRIResult per set (on the CPU) and the job's loss curve as (batch,
     pass, step, mean loss; generate), recorded every ``log_every`` steps;
-    on_log(batch, pass, step, mean loss) reports progress."""
+    on_log(batch, pass, step, mean loss) reports progress. The IRIs are those
+    of ``iriflow.models.frozen(model)`` (BatchNorms folded); ``model`` is
+    left as it was."""
     device = torch.device(device)
-    for p in model.parameters():
-        p.requires_grad_(False)
     if s["amp"] != "off" and device.type != "cuda":
         log.warning("amp: CUDA only, ignored on %s (float32)", device.type)
     fmt = memory_format(s["channels_last"])
-    rep = representation(model.to(memory_format=fmt), layer, fake_relu=True)
+    rep = representation(frozen(model, s["channels_last"]), layer, fake_relu=True)
     targets = torch.cat([j.targets for j in sets])
     seeds = torch.cat([j.seeds for j in sets])
     keys = torch.cat([example_keys(j.seed_type, len(j.targets)) for j in sets])
